@@ -1,0 +1,3 @@
+"""The ingest API."""
+
+urlpatterns = []

@@ -1,0 +1,3 @@
+"""Workspace settings pages for customer admins."""
+
+urlpatterns = []
