@@ -1,3 +1,9 @@
 """The ingest API."""
 
-urlpatterns = []
+from django.urls import path
+
+from agents.api import receive_events
+
+urlpatterns = [
+    path("events", receive_events, name="ingest-events"),
+]

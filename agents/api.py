@@ -1,0 +1,98 @@
+"""The webhook Docket posts events to: `POST /api/v1/events`."""
+
+import json
+import logging
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import DatabaseError, OperationalError
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from agents.ingest import ingest_events
+from agents.models import Organization, hash_ingest_token
+
+logger = logging.getLogger(__name__)
+
+
+def _error(status: int, message: str, **headers) -> JsonResponse:
+    response = JsonResponse({"error": message}, status=status)
+    for name, value in headers.items():
+        response[name.replace("_", "-")] = value
+    return response
+
+
+def _authenticate(request) -> Organization | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    # The lookup is by hash, so the database compares digests rather than
+    # the token; check_ingest_token repeats the comparison in constant time.
+    organization = Organization.objects.filter(ingest_token_hash=hash_ingest_token(token.strip())).first()
+    if organization is None or not organization.check_ingest_token(token.strip()):
+        return None
+    return organization
+
+
+def _over_rate_limit(organization: Organization) -> int:
+    """Return seconds to wait when the organization exceeded its requests per minute, else 0."""
+    window = int(time.time() // 60)
+    key = f"ingest-rate:{organization.pk}:{window}"
+    added = cache.add(key, 1, timeout=120)
+    count = 1 if added else cache.incr(key)
+    if count > settings.INGEST_RATE_LIMIT_PER_MINUTE:
+        return 60 - int(time.time()) % 60
+    return 0
+
+
+@csrf_exempt
+@require_POST
+def receive_events(request):
+    """Accept one event or {"events": [...]}; reply with accepted, duplicate and rejected counts."""
+    length = request.headers.get("Content-Length")
+    if length and length.isdigit() and int(length) > settings.INGEST_MAX_BODY_BYTES:
+        return _error(413, f"The body is larger than {settings.INGEST_MAX_BODY_BYTES} bytes; send fewer events per request.")
+
+    try:
+        organization = _authenticate(request)
+    except (OperationalError, DatabaseError):
+        logger.exception("ingest.database_unavailable")
+        return _error(503, "The service can't store events right now; nothing was stored. Retry later.", Retry_After="30")
+    if organization is None:
+        return _error(401, "Missing or invalid ingest token; send it as 'Authorization: Bearer <token>'.")
+
+    body = request.body
+    if len(body) > settings.INGEST_MAX_BODY_BYTES:
+        return _error(413, f"The body is larger than {settings.INGEST_MAX_BODY_BYTES} bytes; send fewer events per request.")
+
+    wait = _over_rate_limit(organization)
+    if wait:
+        return _error(429, "Too many requests for this organization; retry after the time in Retry-After.", Retry_After=str(wait))
+
+    try:
+        document = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        return _error(400, f"The body is not valid JSON: {error}.")
+
+    if isinstance(document, dict) and "events" in document:
+        events = document["events"]
+        if not isinstance(events, list):
+            return _error(400, '"events" must be a list of event objects.')
+    elif isinstance(document, dict):
+        events = [document]
+    elif isinstance(document, list):
+        events = document
+    else:
+        return _error(400, "The body must be an event object, {\"events\": [...]}, or a list of event objects.")
+    if not all(isinstance(event, dict) for event in events):
+        return _error(400, "Every event must be a JSON object.")
+
+    try:
+        report = ingest_events(organization, events)
+    except (OperationalError, DatabaseError):
+        logger.exception("ingest.database_unavailable org=%s", organization.slug)
+        return _error(503, "The service can't store events right now; events not acknowledged here were not stored. Retry later.", Retry_After="30")
+    return JsonResponse(report.as_response())

@@ -1,0 +1,102 @@
+"""Linking activity, enrollment and association records to their Marketo lead.
+
+Every such write needs a lead id. The id comes from the visitor's lead
+sync; until it exists the record waits. When the lead sync failed, the
+dependent record fails with that reason; when no lead sync was ever queued
+(a meeting whose attendee email became known later, a backfill), one is
+queued by email alone.
+"""
+
+from agents.models import Visitor
+from integrations.models import WritebackRecord
+from integrations.writeback.outcomes import mark_failed
+
+Action = WritebackRecord.Action
+Status = WritebackRecord.Status
+
+DEPENDENT_ACTIONS = (Action.ACTIVITY, Action.ENROLLMENT, Action.ASSOCIATE)
+LINK_BATCH_SIZE = 2000
+
+
+def attach_lead_ids(connection, now) -> int:
+    """Fill in lead ids of pending dependent records; return how many failed for lack of a lead."""
+    organization = connection.organization
+    waiting = list(
+        WritebackRecord.objects.filter(
+            organization=organization,
+            action__in=DEPENDENT_ACTIONS,
+            status=Status.PENDING,
+            marketo_lead_id__isnull=True,
+        )
+        .select_related("conversation__visitor")
+        .order_by("priority", "created_at")[:LINK_BATCH_SIZE]
+    )
+    if not waiting:
+        return 0
+
+    for record in waiting:
+        if not record.email and record.conversation_id and record.conversation.visitor_id:
+            record.email = record.conversation.visitor.email
+            record.save(update_fields=["email"])
+
+    emails = {record.email for record in waiting if record.email}
+    lead_ids = dict(
+        Visitor.objects.filter(organization=organization, email__in=emails, marketo_lead_id__isnull=False)
+        .values_list("email", "marketo_lead_id")
+    )
+    lead_states = _lead_record_states(organization, emails)
+
+    failed = 0
+    for record in waiting:
+        if not record.email:
+            continue  # a meeting waiting for its conversation to name the lead
+        lead_id = lead_ids.get(record.email)
+        if lead_id:
+            WritebackRecord.objects.filter(pk=record.pk).update(marketo_lead_id=lead_id)
+            continue
+
+        states = lead_states.get(record.email, {})
+        if states.get(Status.PENDING) or states.get(Status.IN_FLIGHT):
+            continue
+        if states.get(Status.SUCCEEDED):
+            # Synced, but the visitor's id was cleared (a merged or deleted
+            # lead): queue a fresh lookup by email.
+            _queue_lead_by_email(record)
+            continue
+        if states.get(Status.FAILED) or states.get(Status.SKIPPED):
+            mark_failed(record, f"The Marketo lead for {record.email} could not be synced: {states['reason']}")
+            failed += 1
+            continue
+        _queue_lead_by_email(record)
+    return failed
+
+
+def _lead_record_states(organization, emails) -> dict[str, dict]:
+    states: dict[str, dict] = {}
+    rows = WritebackRecord.objects.filter(
+        organization=organization, action=Action.LEAD, email__in=emails
+    ).values_list("email", "status", "last_error")
+    for email, status, last_error in rows:
+        entry = states.setdefault(email, {"reason": ""})
+        entry[status] = True
+        if status in (Status.FAILED, Status.SKIPPED) and last_error:
+            entry["reason"] = last_error
+    return states
+
+
+def _queue_lead_by_email(record: WritebackRecord):
+    suffix = WritebackRecord.objects.filter(
+        organization_id=record.organization_id, dedupe_key__startswith=f"lead:email:{record.email}:"
+    ).count()
+    WritebackRecord.objects.get_or_create(
+        organization_id=record.organization_id,
+        dedupe_key=f"lead:email:{record.email}:{suffix}",
+        defaults={
+            "agent_id": record.agent_id,
+            "event_id": record.event_id,
+            "conversation_id": record.conversation_id,
+            "action": Action.LEAD,
+            "email": record.email,
+            "priority": record.priority,
+        },
+    )

@@ -1,0 +1,249 @@
+"""Flushing one connection: pending records out to Marketo in batches.
+
+Stages run in dependency order (leads, then activities, program statuses
+and Munchkin associations, which need lead ids). A stage sends when a batch
+is full (300 records) or its oldest record has waited the batch window, so
+a busy connection spends about one call per 300 writes of each kind.
+
+Failures are sorted by what they mean for the connection rather than the
+record: a daily quota stop or Docket's budget pauses the connection until
+the quota day ends; rejected credentials, a missing permission or a
+configuration Marketo refuses for every record pause it until someone fixes
+the cause. Paused work stays pending, never failed. Transient errors send
+the batch's records back with backoff, and only a record's own problem
+dead-letters it.
+"""
+
+import logging
+import time
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Min
+from django.utils import timezone
+
+from integrations.marketo import quota
+from integrations.marketo.client import MarketoClient
+from integrations.marketo.exceptions import (
+    MarketoBudgetExhaustedError,
+    MarketoCredentialsError,
+    MarketoPermissionError,
+    MarketoQuotaExceededError,
+    MarketoRequestError,
+    MarketoTokenError,
+    MarketoTransientError,
+)
+from integrations.models import MarketoConnection, WritebackRecord
+from integrations.writeback import activity_sync, membership_sync
+from integrations.writeback.association import run_association
+from integrations.writeback.context import MAX_BATCH_RECORDS, FlushContext, FlushReport
+from integrations.writeback.dependencies import attach_lead_ids
+from integrations.writeback.lead_sync import LeadConfigurationError, run_lead_batch
+from integrations.writeback.lease import acquire_lease, release_lease, renew_lease
+from integrations.writeback.outcomes import schedule_retry
+
+logger = logging.getLogger(__name__)
+
+Action = WritebackRecord.Action
+Status = WritebackRecord.Status
+
+STAGE_ORDER = (Action.LEAD, Action.ACTIVITY, Action.ENROLLMENT, Action.ASSOCIATE)
+# Far-future pause for a connection that needs a person to fix something;
+# a passing connection check lifts it.
+ATTENTION_PAUSE = timedelta(days=3650)
+
+
+class ConnectionPaused(Exception):
+    """The connection can't send now; its records stay pending."""
+
+
+def flush_connection(connection_id: int, *, flush_all: bool = False, wait_until=None, sleep=time.sleep) -> FlushReport:
+    """Send what is due for one connection; return counts of what happened.
+
+    `flush_all` ignores the batch window (used by `drain_writeback`).
+    `wait_until` lets the flush wait for records that become due before that
+    time (a batch window, a short backoff) instead of returning at once.
+    """
+    report = FlushReport()
+    owner = uuid.uuid4().hex
+    if not acquire_lease(connection_id, owner):
+        logger.debug("writeback.flush.busy connection=%s", connection_id)
+        return report
+
+    try:
+        connection = MarketoConnection.objects.select_related("organization").get(pk=connection_id)
+        _check_runnable(connection)
+        ctx = FlushContext(
+            connection=connection,
+            client=MarketoClient.for_connection(connection),
+            now=timezone.now(),
+            report=report,
+            owner=owner,
+        )
+        logger.info("writeback.flush.start connection=%s org=%s", connection.pk, connection.organization.slug)
+        _guard(ctx, lambda: _reconcile_abandoned(ctx))
+        _run_until_idle(ctx, flush_all=flush_all, wait_until=wait_until, sleep=sleep)
+    except ConnectionPaused as pause:
+        report.paused_reason = str(pause)
+    except MarketoConnection.DoesNotExist:
+        logger.warning("writeback.flush.connection_missing connection=%s", connection_id)
+    finally:
+        release_lease(connection_id, owner)
+
+    logger.info(
+        "writeback.flush.done connection=%s written=%s skipped=%s failed=%s retried=%s batches=%s paused=%s",
+        connection_id, report.written, report.skipped, report.failed, report.retried, report.batches,
+        bool(report.paused_reason),
+    )
+    return report
+
+
+def _check_runnable(connection: MarketoConnection):
+    now = timezone.now()
+    if connection.paused_until and connection.paused_until > now:
+        raise ConnectionPaused(connection.pause_reason or f"Paused until {connection.paused_until:%Y-%m-%d %H:%M} UTC.")
+    if connection.status != MarketoConnection.Status.CONNECTED:
+        raise ConnectionPaused(f"The Marketo connection is {connection.get_status_display().lower()}.")
+    if not (connection.conversation_activity_type_id and connection.meeting_activity_type_id):
+        raise ConnectionPaused("The Marketo connection setup is incomplete; run setup again.")
+
+
+def _run_until_idle(ctx: FlushContext, *, flush_all: bool, wait_until, sleep):
+    while True:
+        ctx.now = timezone.now()
+        progressed = _guard(ctx, lambda: attach_lead_ids(ctx.connection, ctx.now)) or False
+        for action in STAGE_ORDER:
+            if _run_stage(ctx, action, flush_all=flush_all):
+                progressed = True
+
+        if not renew_lease(ctx.connection.pk, ctx.owner):
+            logger.warning("writeback.flush.lease_lost connection=%s", ctx.connection.pk)
+            return
+        if progressed:
+            continue
+
+        next_due = _next_due(ctx, flush_all=flush_all)
+        if next_due is None or wait_until is None or next_due > wait_until:
+            return
+        sleep(max(0.05, min((next_due - timezone.now()).total_seconds(), 5.0)))
+
+
+def _due_records(ctx: FlushContext, action: str, *, flush_all: bool) -> list[WritebackRecord]:
+    queryset = WritebackRecord.objects.filter(
+        organization=ctx.connection.organization, action=action, status=Status.PENDING
+    ).exclude(not_before__gt=ctx.now)
+    if action != Action.LEAD:
+        queryset = queryset.filter(marketo_lead_id__isnull=False)
+
+    records = list(
+        queryset.select_related("agent__writeback", "conversation__visitor", "conversation__agent", "meeting", "event", "enrollment_rule")
+        .order_by("priority", "created_at", "id")[:MAX_BATCH_RECORDS]
+    )
+    if not records or flush_all or len(records) >= MAX_BATCH_RECORDS:
+        return records
+
+    window = timedelta(seconds=settings.WRITEBACK_BATCH_WINDOW_SECONDS)
+    oldest = min(record.created_at for record in records)
+    return records if oldest <= ctx.now - window else []
+
+
+def _next_due(ctx: FlushContext, *, flush_all: bool):
+    """Return when the next pending record becomes sendable, or None when none is pending."""
+    pending = WritebackRecord.objects.filter(organization=ctx.connection.organization, status=Status.PENDING)
+    if not pending.exists():
+        return None
+    bounds = pending.aggregate(oldest=Min("created_at"), backoff=Min("not_before"))
+    candidates = []
+    if pending.filter(not_before__isnull=True).exists():
+        window = timedelta(seconds=0 if flush_all else settings.WRITEBACK_BATCH_WINDOW_SECONDS)
+        candidates.append(bounds["oldest"] + window)
+    if bounds["backoff"] is not None:
+        candidates.append(bounds["backoff"])
+    return max(min(candidates), timezone.now()) if candidates else None
+
+
+def _run_stage(ctx: FlushContext, action: str, *, flush_all: bool) -> bool:
+    records = _due_records(ctx, action, flush_all=flush_all)
+    if not records:
+        return False
+
+    priority = min(record.priority for record in records)
+    _guard(ctx, lambda: quota.check_budget(ctx.connection, priority=priority))
+
+    def send():
+        if action == Action.LEAD:
+            run_lead_batch(ctx, records)
+        elif action == Action.ACTIVITY:
+            activity_sync.run_activity_batch(ctx, records)
+        elif action == Action.ENROLLMENT:
+            membership_sync.run_enrollment_batch(ctx, records)
+        else:
+            for record in records:
+                run_association(ctx, record)
+
+    try:
+        _guard(ctx, send)
+    except MarketoTransientError as error:
+        _retry_unsettled(ctx, records, f"Marketo was temporarily unavailable: {error}", error.code or "")
+    return True
+
+
+def _retry_unsettled(ctx: FlushContext, records, reason: str, code: str):
+    unsettled = WritebackRecord.objects.filter(pk__in=[record.pk for record in records], status__in=[Status.PENDING, Status.IN_FLIGHT])
+    for record in unsettled:
+        schedule_retry(record, reason, code=str(code))
+        ctx.report.count("retried", record.action)
+
+
+def _guard(ctx: FlushContext, step):
+    """Run a step, turning connection-wide failures into a pause."""
+    connection = ctx.connection
+    try:
+        return step()
+    except MarketoQuotaExceededError:
+        resume_at = quota.next_quota_reset(timezone.now())
+        _pause(connection, resume_at, f"Marketo's daily API quota is used up; work resumes at {resume_at:%Y-%m-%d %H:%M} UTC when the quota day ends.")
+    except MarketoBudgetExhaustedError as error:
+        _pause(connection, error.resume_at, str(error))
+    except (MarketoCredentialsError, MarketoTokenError) as error:
+        _needs_attention(connection, f"Marketo rejected the credentials: {error} Update the Client ID and Client Secret in Settings → Integrations → Marketo.")
+    except MarketoPermissionError as error:
+        _needs_attention(connection, str(error))
+    except (LeadConfigurationError, membership_sync.EnrollmentConfigurationError) as error:
+        _needs_attention(connection, str(error))
+    except MarketoRequestError as error:
+        _needs_attention(connection, f"Marketo refused a request ({error.code}): {error}")
+
+
+def _pause(connection: MarketoConnection, until, reason: str):
+    MarketoConnection.objects.filter(pk=connection.pk).update(paused_until=until, pause_reason=reason)
+    _return_in_flight(connection)
+    logger.warning("writeback.connection.paused connection=%s until=%s reason=%s", connection.pk, until, reason)
+    raise ConnectionPaused(reason)
+
+
+def _needs_attention(connection: MarketoConnection, reason: str):
+    MarketoConnection.objects.filter(pk=connection.pk).update(
+        status=MarketoConnection.Status.NEEDS_ATTENTION,
+        status_message=reason,
+        last_error=reason,
+        paused_until=timezone.now() + ATTENTION_PAUSE,
+        pause_reason=reason,
+    )
+    _return_in_flight(connection)
+    logger.warning("writeback.connection.needs_attention connection=%s reason=%s", connection.pk, reason)
+    raise ConnectionPaused(reason)
+
+
+def _return_in_flight(connection: MarketoConnection):
+    # Only batches that were never sent are open at this point: sent ones
+    # are either recorded or left for reconciliation by their own stage.
+    WritebackRecord.objects.filter(
+        organization=connection.organization, status=Status.IN_FLIGHT, batch__isnull=True
+    ).update(status=Status.PENDING)
+
+
+def _reconcile_abandoned(ctx: FlushContext):
+    activity_sync.reconcile_abandoned_batches(ctx)
+    membership_sync.reconcile_abandoned_batches(ctx)

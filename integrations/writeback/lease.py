@@ -1,0 +1,45 @@
+"""A per-connection lease so one worker at a time sends a connection's batches.
+
+Sending a connection's batches from one worker at a time keeps two workers
+from upserting the same email concurrently (which Marketo documents as a
+cause of duplicate leads) and lets the exactly-once protocol assume that a
+batch left in flight belongs to a worker that is gone once its lease lapses.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from integrations.models import MarketoConnection
+
+
+def lease_seconds() -> float:
+    # A lease must outlive the longest Marketo call, or a slow call would let
+    # a second worker take over while the first is still sending.
+    return max(settings.WRITEBACK_LEASE_SECONDS, settings.MARKETO_READ_TIMEOUT_SECONDS + 30)
+
+
+def acquire_lease(connection_id: int, owner: str) -> bool:
+    """Take the connection's lease if it is free, expired or already ours."""
+    now = timezone.now()
+    taken = MarketoConnection.objects.filter(pk=connection_id).filter(
+        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(lease_owner=owner)
+    ).update(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds()))
+    return taken == 1
+
+
+def renew_lease(connection_id: int, owner: str) -> bool:
+    """Extend our lease; False when another worker took it (ours had lapsed)."""
+    now = timezone.now()
+    renewed = MarketoConnection.objects.filter(pk=connection_id, lease_owner=owner).update(
+        lease_expires_at=now + timedelta(seconds=lease_seconds())
+    )
+    return renewed == 1
+
+
+def release_lease(connection_id: int, owner: str):
+    MarketoConnection.objects.filter(pk=connection_id, lease_owner=owner).update(
+        lease_owner="", lease_expires_at=None
+    )
