@@ -96,6 +96,7 @@ def _demo(sandbox) -> int:
     print(_run("apply_writeback_config", str(DEMO_DIR / "writeback-config.json"), org=ORGANIZATION).rstrip())
 
     calls_before = sandbox.state.calls_today()
+    leads_before = len(sandbox.state.dump()["leads"])
     passes = []
     for number in (1, 2):
         _step(f"Pass {number}: ingesting the sample events and draining the writeback")
@@ -104,7 +105,7 @@ def _demo(sandbox) -> int:
         print(_run("drain_writeback", org=ORGANIZATION, timeout=120).rstrip())
         passes.append((before, _marketo_counts(sandbox)))
 
-    return _summary(sandbox, passes, calls_before)
+    return _summary(sandbox, passes, calls_before, leads_before)
 
 
 def _marketo_counts(sandbox) -> dict:
@@ -116,13 +117,16 @@ def _marketo_counts(sandbox) -> dict:
     }
 
 
-def _summary(sandbox, passes, calls_before) -> int:
+def _summary(sandbox, passes, calls_before, leads_before) -> int:
     state = sandbox.state.dump()
-    type_names = {item["id"]: item["name"] for item in state["activity_types"]}
+    type_names = {
+        item["id"]: (item["approved"] or item["draft"])["name"] for item in state["activity_types"]
+    }
     programs = {item["id"]: item["name"] for item in state["programs"]}
 
     _step("Summary of what Marketo holds")
-    print(f"Leads: {len(state['leads'])}")
+    created = len(state["leads"]) - leads_before
+    print(f"Leads: {len(state['leads'])} ({created} written by Docket, {leads_before} already in the sandbox seed)")
     activities = Counter(type_names.get(item["activityTypeId"], item["activityTypeId"]) for item in state["activities"])
     for name, count in sorted(activities.items()):
         print(f"Activities, {name}: {count}")

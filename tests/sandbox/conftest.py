@@ -1,0 +1,1 @@
+from tests.sandbox.fixtures import api, sandbox  # noqa: F401  (pytest fixtures)
