@@ -33,8 +33,10 @@ from integrations.writeback.outcomes import mark_failed, mark_succeeded, schedul
 
 logger = logging.getLogger(__name__)
 
-# Activities are read back from a little before the send time, so clock skew
-# between this server and Marketo can't hide an activity from reconciliation.
+# Marketo pages lead activities by their activityDate, which is the
+# conversation's end or the meeting event's time, not the time of the write.
+# Reconciliation reads from a little before the earliest activityDate in the
+# batch, so time zones and clock skew can't hide an activity.
 RECONCILE_MARGIN = timedelta(minutes=10)
 
 
@@ -152,7 +154,7 @@ def reconcile_batch(ctx: FlushContext, batch: WritebackBatch):
         "writeback.activity.reconcile connection=%s batch=%s records=%s", ctx.connection.pk, batch.pk, len(records)
     )
     if records:
-        since = batch.sent_at - RECONCILE_MARGIN
+        since = min(_activity_date(record) for record in records) - RECONCILE_MARGIN
         found = ctx.client.get_lead_activities(batch.activity_type_ids, batch.lead_ids, since)
         by_lead: dict[int, list[dict]] = {}
         for activity in found:
@@ -172,6 +174,12 @@ def reconcile_batch(ctx: FlushContext, batch: WritebackBatch):
                     ctx.report.count("retried", "activity")
 
     _close_batch(batch, f"reconciled {len(records)} records", status=WritebackBatch.Status.RECONCILED)
+
+
+def _activity_date(record: WritebackRecord):
+    if record.meeting_id:
+        return record.event.occurred_at
+    return record.conversation.ended_at
 
 
 def reconcile_abandoned_batches(ctx: FlushContext):
