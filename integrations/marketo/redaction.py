@@ -13,9 +13,12 @@ REDACTED = "[redacted]"
 
 # A URL's query string: from "?" to the next whitespace or quote.
 _QUERY_STRING = re.compile(r"(\?)[^\s\"'<>]+")
-# key=value pairs whose key names a secret, in query strings, forms or text.
+# key=value pairs whose key names a credential, in query strings, forms,
+# text or JSON ("client_secret": "..."). The client id is included because
+# together with a leaked secret it is the whole credential.
 _SECRET_PAIR = re.compile(
-    r"(?i)\b(client_secret|access_token|api_key|apikey|password|token|secret)(\s*[=:]\s*)([^\s&\"',]+)"
+    r"(?i)\b(client_secret|client_id|access_token|api_key|apikey|password|token|secret)"
+    r"([\"']?\s*[=:]\s*[\"']?)([^\s&\"',}]+)"
 )
 _BEARER = re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._:\-]+")
 
@@ -40,6 +43,8 @@ class RedactingFilter(logging.Filter):
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         record.msg = redacted
         record.args = None
         return True
