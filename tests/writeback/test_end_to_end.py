@@ -177,3 +177,30 @@ def test_agent_with_writeback_off_writes_nothing(connected, sandbox):
     drain(connected, timeout_seconds=10)
 
     assert lead_by_email(sandbox, "ada@example.org") is None
+
+
+def test_munchkin_cookie_associated_once_per_lead(connected, sandbox):
+    zoe = [
+        event for event in sample_events()
+        if event.get("conversation", {}).get("visitor", {}).get("email") == "zoe.mueller@kesslervoss.example"
+    ]
+    cookie = zoe[0]["conversation"]["munchkin_cookie"]
+
+    ingest_events(connected, zoe)
+    drain(connected, timeout_seconds=30)
+
+    lead = lead_by_email(sandbox, "zoe.mueller@kesslervoss.example")
+    assert lead["cookies"] == [cookie]
+    associations = WritebackRecord.objects.filter(action=WritebackRecord.Action.ASSOCIATE)
+    assert associations.count() == 1
+    assert associations.get().status == WritebackRecord.Status.SUCCEEDED
+
+
+def test_cookie_of_another_munchkin_is_not_associated(connected, sandbox):
+    event = conversation_event(agent_id="agt_p7k2m9x4q1ra", munchkin_cookie="id:111-AAA-222&token:_mch-example.com-1714836130000-48213")
+
+    ingest_events(connected, [event])
+    drain(connected, timeout_seconds=30)
+
+    assert not WritebackRecord.objects.filter(action=WritebackRecord.Action.ASSOCIATE).exists()
+    assert lead_by_email(sandbox, "ada@example.org")["cookies"] == []
