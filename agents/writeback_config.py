@@ -214,10 +214,12 @@ def _validate_rules(raw, config):
         if rule_id is not None and (not isinstance(rule_id, str) or not rule_id.strip()):
             config.problem(f"{path}.id", "must be a non-empty string.")
             continue
-        if rule_id in ids:
+        # Rules without an id are matched by their content, so only given ids must be unique.
+        if rule_id is not None and rule_id in ids:
             config.problem(f"{path}.id", f"{rule_id!r} is used by two rules of this agent.")
             continue
-        ids.add(rule_id)
+        if rule_id is not None:
+            ids.add(rule_id)
         program = item.get("program", DEFAULT_PROGRAM_NAME)
         if isinstance(program, int) and not isinstance(program, bool):
             program = str(program)
@@ -252,10 +254,10 @@ def activity_attribute_count(agent_configs: dict[str, list[str]]) -> int:
 def apply_config(organization: Organization, document, *, actor: str = "system", marketo=None) -> list[Agent]:
     """Validate and apply a configuration document; raise ConfigError with every problem, changing nothing.
 
-    `marketo` is an object with `check_and_prepare(configs)` that validates
-    the document against the live Marketo instance (lead fields, programs,
-    statuses, the 20-attribute cap) and adds activity attributes; it is
-    `integrations.marketo.config_checks.MarketoConfigChecks` by default.
+    `marketo` is an object with `check_and_prepare(configs, existing)`. It
+    validates the document against the live Marketo instance (lead fields,
+    programs, statuses, the 20-attribute cap) and adds activity attributes.
+    The default is `integrations.marketo.config_checks.MarketoConfigChecks`.
     """
     if not isinstance(document, dict) or not isinstance(document.get("agents"), list):
         raise ConfigError([ConfigProblem("", "agents", 'The file must be a JSON object like {"agents": [...]}.')])

@@ -1,10 +1,11 @@
 """End-to-end demo: sample Docket events written into the bundled Marketo sandbox.
 
-Starts from a fresh demo database, starts the sandbox (seeded with the
-Docket channel, an API client and Munchkin id 417-QWE-902), creates an
-organization, connects it, applies the default agent configuration, then
-ingests and drains the sample events twice and prints what Marketo holds.
-The second pass must write nothing: every event is a duplicate.
+The demo starts from a fresh demo database and starts the sandbox, seeded
+with the Docket channel, an API client and Munchkin id 417-QWE-902. It
+creates an organization, connects it and applies the default agent
+configuration. Then it ingests and drains the sample events twice and
+prints what Marketo contains. The second pass must write nothing, because
+every event is a duplicate.
 
 Run it with `make demo`, or `python demo/run_demo.py` inside the virtualenv.
 """
@@ -124,7 +125,7 @@ def _summary(sandbox, passes, calls_before, leads_before) -> int:
     }
     programs = {item["id"]: item["name"] for item in state["programs"]}
 
-    _step("Summary of what Marketo holds")
+    _step("Summary of what Marketo contains")
     created = len(state["leads"]) - leads_before
     print(f"Leads: {len(state['leads'])} ({created} written by Docket, {leads_before} already in the sandbox seed)")
     activities = Counter(type_names.get(item["activityTypeId"], item["activityTypeId"]) for item in state["activities"])

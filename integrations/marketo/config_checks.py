@@ -1,9 +1,9 @@
 """Checking a writeback configuration against the live Marketo instance, then preparing it.
 
-The Docket Conversation activity type is shared by every agent of a
-connection, so the 20-attribute cap counts what the type has in Marketo now
-(attributes other agents or an admin added take slots too) plus what the
-agents being saved add, primary included. Marketo is changed first (new
+Every agent of a connection shares the Docket Conversation activity type.
+The 20-attribute cap therefore counts what the type has in Marketo now,
+primary included, plus what the agents being saved add. Attributes that
+other agents or an admin added take slots too. Marketo is changed first (new
 attributes added, the type approved); the configuration is saved only when
 Marketo accepted, and a half-applied change discards the draft.
 """

@@ -3,8 +3,8 @@
 Covers dead-lettered records, custom-criteria enrollments skipped because no
 LLM was configured, and events never planned because the agent's writeback
 was off or no connection existed. `force` also re-syncs lead fields and
-program statuses already written; an activity Marketo already holds is
-never sent again, because its record stays succeeded.
+program statuses already written; an activity already
+in Marketo is never sent again, because its record stays succeeded.
 """
 
 import logging

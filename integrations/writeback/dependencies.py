@@ -1,8 +1,8 @@
 """Linking activity, enrollment and association records to their Marketo lead.
 
 Every such write needs a lead id. The id comes from the visitor's lead
-sync; until it exists the record waits. When the lead sync failed, the
-dependent record fails with that reason; when no lead sync was ever queued
+sync, and until it exists the record waits. When the lead sync failed, the
+dependent record fails with that reason. When no lead sync was ever queued
 (a meeting whose attendee email became known later, a backfill), one is
 queued by email alone.
 """

@@ -6,8 +6,8 @@ is full (300 records) or its oldest record has waited the batch window, so
 a busy connection spends about one call per 300 writes of each kind.
 
 Failures are sorted by what they mean for the connection rather than the
-record: a daily quota stop or Docket's budget pauses the connection until
-the quota day ends; rejected credentials, a missing permission or a
+record. A daily quota stop or Docket's used-up budget pauses the connection
+until the quota day ends. Rejected credentials, a missing permission or a
 configuration Marketo refuses for every record pause it until someone fixes
 the cause. Paused work stays pending, never failed. Transient errors send
 the batch's records back with backoff, and only a record's own problem

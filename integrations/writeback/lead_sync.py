@@ -5,8 +5,8 @@ Marketo documents that two upserts of the same email sent close together
 can create duplicate leads. Field updates follow two rules:
 - Overwrite: a value from an older conversation never replaces one this
   product wrote from a newer conversation of the same visitor.
-- Fill if empty: the field is written when Marketo holds no value, or still
-  holds the exact value this product wrote there from a later conversation
+- Fill if empty: the field is written when Marketo has no value, or still
+  has the exact value this product wrote there from a later conversation
   (so an earlier conversation processed late can still set the first touch).
   Current values are read with one Get Leads call per batch.
 """
@@ -78,8 +78,8 @@ def _fill_if_empty_allows(field_name, origin, current_values, writes) -> bool:
     written = writes.get(field_name)
     if written is None:
         return False
-    # The field still holds what we wrote from a later conversation: an
-    # earlier conversation may replace it.
+    # The field still contains what this product wrote from a later
+    # conversation, so an earlier conversation may replace it.
     return str(current) == str(written["value"]) and datetime.fromisoformat(written["started_at"]) > origin
 
 

@@ -1,10 +1,10 @@
 """Enrollment stage: Sync Program Member Status, forward-only.
 
 Status order comes from the step numbers of the program's channel statuses.
-A status write is skipped locally when this product already knows the lead
-is at the same or a later step; otherwise it goes straight to Marketo, whose
-own rule skips a lead already at or past the status (reason 1037), which
-saves a read of the program's members per batch. Within one batch each lead
+A status write is skipped locally when this product has already recorded
+the lead at the same or a later step. Otherwise it goes straight to
+Marketo, whose own rule skips a lead already at or past the status (reason
+1037), so no read of the program's members is needed per batch. Within one batch each lead
 gets only its highest status, so events processed out of order can't move a
 lead backwards.
 """

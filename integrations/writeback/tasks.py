@@ -35,7 +35,7 @@ def sweep_writeback():
     """Queue a flush for every connection with due work or with a batch a dead worker left in flight.
 
     django-q2's Redis broker drops the task of a killed worker, and a task
-    can fail before it flushes; the records in the database are the queue of
+    can fail before it flushes. The records in the database are the queue of
     record, so this sweep finds their work again.
     """
     now = timezone.now()
