@@ -1,0 +1,1 @@
+"""Customer settings pages: the Marketo integration and each agent's Marketo configuration."""
