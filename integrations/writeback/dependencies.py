@@ -9,7 +9,7 @@ queued by email alone.
 
 from agents.models import Visitor
 from integrations.models import WritebackRecord
-from integrations.writeback.outcomes import mark_failed
+from integrations.writeback.outcomes import mark_failed, mark_skipped
 
 Action = WritebackRecord.Action
 Status = WritebackRecord.Status
@@ -49,7 +49,16 @@ def attach_lead_ids(connection, now) -> int:
     failed = 0
     for record in waiting:
         if not record.email:
-            continue  # a meeting waiting for its conversation to name the lead
+            if record.not_before is None or record.not_before <= now:
+                # The meeting's wait for its conversation is over and nothing
+                # names a lead: no attendee email and no conversation visitor.
+                mark_skipped(
+                    record,
+                    "No lead to write to: the meeting has no attendee email and its booking "
+                    "conversation did not arrive within the wait window.",
+                )
+                failed += 1
+            continue
         lead_id = lead_ids.get(record.email)
         if lead_id:
             WritebackRecord.objects.filter(pk=record.pk).update(marketo_lead_id=lead_id)

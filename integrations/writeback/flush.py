@@ -20,7 +20,7 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Min
+from django.db.models import Min, Q
 from django.utils import timezone
 
 from integrations.marketo import quota
@@ -149,17 +149,23 @@ def _due_records(ctx: FlushContext, action: str, *, flush_all: bool) -> list[Wri
 
 
 def _next_due(ctx: FlushContext, *, flush_all: bool):
-    """Return when the next pending record becomes sendable, or None when none is pending."""
+    """Return when the next pending record becomes sendable, or None when none will by itself.
+
+    Only records that a stage could send count: lead records, and dependent
+    records whose lead id is known. Others wait for a lead record, whose own
+    time counts, so a flush never spins on a record it can't send.
+    """
     pending = WritebackRecord.objects.filter(organization=ctx.connection.organization, status=Status.PENDING)
-    if not pending.exists():
-        return None
-    bounds = pending.aggregate(oldest=Min("created_at"), backoff=Min("not_before"))
-    candidates = []
-    if pending.filter(not_before__isnull=True).exists():
+    backoff = pending.filter(not_before__gt=timezone.now()).aggregate(first=Min("not_before"))["first"]
+    sendable = pending.exclude(not_before__gt=timezone.now()).filter(
+        Q(action=Action.LEAD) | Q(marketo_lead_id__isnull=False)
+    )
+    oldest = sendable.aggregate(oldest=Min("created_at"))["oldest"]
+
+    candidates = [moment for moment in (backoff,) if moment is not None]
+    if oldest is not None:
         window = timedelta(seconds=0 if flush_all else settings.WRITEBACK_BATCH_WINDOW_SECONDS)
-        candidates.append(bounds["oldest"] + window)
-    if bounds["backoff"] is not None:
-        candidates.append(bounds["backoff"])
+        candidates.append(oldest + window)
     return max(min(candidates), timezone.now()) if candidates else None
 
 
