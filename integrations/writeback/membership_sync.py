@@ -17,7 +17,7 @@ from django.utils import timezone
 from enrollment.decisions import CriteriaEvaluationError, resolve_custom_criteria
 from enrollment.models import EnrollmentRule, ProgramMembership
 from integrations.marketo.exceptions import MarketoOutcomeUnknownError, MarketoRequestError
-from integrations.models import WritebackBatch, WritebackRecord
+from integrations.models import MarketoConnection, WritebackBatch, WritebackRecord
 from integrations.writeback import metadata
 from integrations.writeback.context import MAX_BATCH_RECORDS, FlushContext
 from integrations.writeback.outcomes import mark_skipped, mark_succeeded, schedule_retry
@@ -88,6 +88,7 @@ def _resolve_target(ctx: FlushContext, record: WritebackRecord):
     if program is None:
         mark_skipped(record, f"Program {rule.program!r} no longer exists in Marketo.", code="program_missing")
         ctx.report.count("skipped", "enrollment")
+        _report_missing_program(ctx, rule.program)
         return None
 
     statuses = metadata.program_statuses(ctx.connection, ctx.client, program)
@@ -141,7 +142,7 @@ def _send_group(ctx: FlushContext, program_id: int, status_name: str, group: lis
         _reconcile_group(ctx, batch, group)
         return
     except MarketoRequestError as error:
-        if _program_missing(ctx, program_id):
+        if _program_missing(ctx, program_id, _program_label(records, program_id)):
             for record in records:
                 mark_skipped(record, f"Program {program_id} no longer exists in Marketo.", code="program_missing")
                 ctx.report.count("skipped", "enrollment")
@@ -161,7 +162,9 @@ def _send_group(ctx: FlushContext, program_id: int, status_name: str, group: lis
             f"Marketo rejected status {status_name!r} for program {program_id} (1025): it is not a status "
             "of the program's channel. Fix the agent's enrollment rules."
         )
-    if results and all(not result.ok for result in results) and codes == {"1013"} and _program_missing(ctx, program_id):
+    if results and all(not result.ok for result in results) and codes == {"1013"} and _program_missing(
+        ctx, program_id, _program_label(records, program_id)
+    ):
         for record in records:
             mark_skipped(record, f"Program {program_id} no longer exists in Marketo.", code="program_missing")
             ctx.report.count("skipped", "enrollment")
@@ -210,7 +213,12 @@ def _remember(ctx, program_id, lead_id, status_name, step):
         membership.save(update_fields=["status_name", "step", "updated_at"])
 
 
-def _program_missing(ctx: FlushContext, program_id: int) -> bool:
+def _program_label(records, program_id: int) -> str:
+    rule = records[0].enrollment_rule if records else None
+    return f"{rule.program} (id {program_id})" if rule is not None else f"id {program_id}"
+
+
+def _program_missing(ctx: FlushContext, program_id: int, label: str) -> bool:
     """Check with Get Program by Id whether a program was deleted (Marketo leaves this response open)."""
     found = ctx.client.get_program(program_id)
     if found:
@@ -218,8 +226,20 @@ def _program_missing(ctx: FlushContext, program_id: int) -> bool:
     for key in list(ctx.connection.metadata_cache):
         if key.startswith("program:"):
             metadata.forget(ctx.connection, key)
-    logger.warning("writeback.enrollment.program_missing connection=%s program=%s", ctx.connection.pk, program_id)
+    _report_missing_program(ctx, label)
     return True
+
+
+def _report_missing_program(ctx: FlushContext, program_ref):
+    """Show one error on the connection, so staff see the cause once rather than per skipped record."""
+    message = (
+        f"Program {program_ref} no longer exists in Marketo, so enrollment rules that use it are skipped. "
+        "Pick another program in those agents' enrollment rules."
+    )
+    if ctx.connection.last_error != message:
+        MarketoConnection.objects.filter(pk=ctx.connection.pk).update(last_error=message)
+        ctx.connection.last_error = message
+        logger.warning("writeback.enrollment.program_missing connection=%s program=%s", ctx.connection.pk, program_ref)
 
 
 def _reconcile_group(ctx: FlushContext, batch: WritebackBatch, group: list[tuple]):

@@ -102,6 +102,8 @@ def test_deleted_program_is_skipped_and_visible(connected, sandbox):
     [record] = enrollment_records()
     assert record.status == WritebackRecord.Status.SKIPPED
     assert "no longer exists" in record.last_error
+    connection = MarketoConnection.objects.get(organization=connected)
+    assert "Docket Engagement" in connection.last_error
 
 
 def test_several_rules_enroll_into_several_programs(connected, sandbox):
