@@ -5,7 +5,6 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 from django.utils import timezone
-from django_q.models import OrmQ
 
 from agents.models import Organization
 from integrations.models import ApiUsageDay, MarketoConnection, WritebackRecord
@@ -36,12 +35,14 @@ def run_action(client, model, action, ids):
     return client.post(url, {"action": action, "_selected_action": [str(pk) for pk in ids]}, follow=True)
 
 
-def test_retry_selected_resets_and_queues(staff_client, marketo_sandbox):
+def test_retry_selected_resets_and_queues(staff_client, marketo_sandbox, monkeypatch):
     organization = make_org("acme")
     connect(organization, marketo_sandbox.url)
     agent = make_agent(organization, "agt_1")
     failed = make_record(agent, WritebackRecord.Status.FAILED)
-    OrmQ.objects.all().delete()
+    # Recorded at the queueing call, so the check holds on the ORM and the Redis broker alike.
+    queued = []
+    monkeypatch.setattr("integrations.writeback.queueing.async_task", lambda *args, **kwargs: queued.append(args))
 
     response = run_action(staff_client, "integrations_writebackrecord", "retry_selected", [failed.pk])
 
@@ -49,7 +50,7 @@ def test_retry_selected_resets_and_queues(staff_client, marketo_sandbox):
     assert failed.status == WritebackRecord.Status.PENDING
     assert failed.attempts == 0
     assert failed.not_before is None
-    assert OrmQ.objects.count() == 1
+    assert queued == [("integrations.writeback.tasks.flush_connection_task", organization.marketo_connection.pk)]
     assert "Queued 1 record(s) for retry." in response.content.decode()
 
 
