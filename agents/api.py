@@ -6,6 +6,7 @@ import time
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, OperationalError
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -22,6 +23,41 @@ def _error(status: int, message: str, **headers) -> JsonResponse:
     for name, value in headers.items():
         response[name.replace("_", "-")] = value
     return response
+
+
+class InvalidContentLength(ValueError):
+    """The Content-Length header is not a non-negative integer."""
+
+
+def _too_large() -> JsonResponse:
+    return _error(
+        413, f"The body is larger than {settings.INGEST_MAX_BODY_BYTES} bytes; send fewer events per request."
+    )
+
+
+def _declared_length(request) -> int:
+    """Return Content-Length as a number: 0 when absent or invalid, which `_read_body` rejects later."""
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
+def _read_body(request) -> bytes:
+    """Return the body, reading at most one byte more than INGEST_MAX_BODY_BYTES.
+
+    Django reads Content-Length bytes and nothing without that header. A
+    chunked request that the WSGI server de-chunks (it then sets
+    `wsgi.input_terminated`) has no Content-Length, so its body is read here
+    up to the limit instead of being taken for an empty one.
+    """
+    declared = request.META.get("CONTENT_LENGTH")
+    if not declared and request.META.get("wsgi.input_terminated"):
+        return request.META["wsgi.input"].read(settings.INGEST_MAX_BODY_BYTES + 1)
+    if declared and not declared.strip().isdigit():
+        # Django's request.body raises ValueError on such a header.
+        raise InvalidContentLength(declared)
+    return request.body
 
 
 def _authenticate(request) -> Organization | None:
@@ -52,9 +88,8 @@ def _over_rate_limit(organization: Organization) -> int:
 @require_POST
 def receive_events(request):
     """Accept one event or {"events": [...]}; reply with accepted, duplicate and rejected counts."""
-    length = request.headers.get("Content-Length")
-    if length and length.isdigit() and int(length) > settings.INGEST_MAX_BODY_BYTES:
-        return _error(413, f"The body is larger than {settings.INGEST_MAX_BODY_BYTES} bytes; send fewer events per request.")
+    if _declared_length(request) > settings.INGEST_MAX_BODY_BYTES:
+        return _too_large()
 
     try:
         organization = _authenticate(request)
@@ -64,18 +99,31 @@ def receive_events(request):
     if organization is None:
         return _error(401, "Missing or invalid ingest token; send it as 'Authorization: Bearer <token>'.")
 
-    body = request.body
+    try:
+        body = _read_body(request)
+    except RequestDataTooBig:
+        return _too_large()
+    except InvalidContentLength as error:
+        return _error(400, f"Content-Length {str(error)[:40]!r} is invalid; send the body's size in bytes.")
     if len(body) > settings.INGEST_MAX_BODY_BYTES:
-        return _error(413, f"The body is larger than {settings.INGEST_MAX_BODY_BYTES} bytes; send fewer events per request.")
+        return _too_large()
 
     wait = _over_rate_limit(organization)
     if wait:
         return _error(429, "Too many requests for this organization; retry after the time in Retry-After.", Retry_After=str(wait))
 
+    if not body.strip():
+        return _error(
+            400, "The body is empty; send an event object, {\"events\": [...]}, or a list of event objects, with Content-Length."
+        )
     try:
         document = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (ValueError, UnicodeDecodeError) as error:
+        # ValueError covers JSONDecodeError and integers over Python's
+        # 4,300-digit limit for converting text to int.
         return _error(400, f"The body is not valid JSON: {error}.")
+    except RecursionError:
+        return _error(400, "The body is nested too deeply to parse; events are at most a few levels deep.")
 
     if isinstance(document, dict) and "events" in document:
         events = document["events"]

@@ -9,7 +9,8 @@ the event would lose the conversation.
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+import math
+from datetime import datetime, timezone
 
 EVENT_TYPES = (
     "conversation.completed",
@@ -86,9 +87,14 @@ def parse_datetime(value, field_path: str, *, offset_required: bool = True) -> d
 
     normalized = text.replace("z", "Z").replace("Z", "+00:00").replace("t", "T").replace(" ", "T")
     try:
-        return datetime.fromisoformat(normalized)
+        parsed = datetime.fromisoformat(normalized)
+        # The database stores UTC; a moment past year 9999 there can't be stored.
+        parsed.astimezone(timezone.utc)
     except ValueError:
         raise InvalidEvent(field_path, f"{value!r} is not a valid date and time.") from None
+    except OverflowError:
+        raise InvalidEvent(field_path, f"{value!r} is out of range; use a date between years 1 and 9999 in UTC.") from None
+    return parsed
 
 
 def normalize_email(value) -> tuple[str, str]:
@@ -103,15 +109,15 @@ def normalize_email(value) -> tuple[str, str]:
         return "", f"The visitor email must be a string, got {_describe(value)}."
 
     email = value.strip().lower()
+    # The problem is stored in a 200-character column, so it quotes at most
+    # the start of a long value.
+    shown = _quote(value.strip(), 60)
     if len(email) > 254:
         return "", "The visitor email is longer than 254 characters."
     if not _EMAIL.match(email):
-        return "", f"The visitor email {value.strip()!r} is not a valid address."
+        return "", f"The visitor email {shown} is not a valid address."
     if not email.isascii():
-        return "", (
-            f"The visitor email {value.strip()!r} contains non-ASCII characters, "
-            "which Marketo can't store in the email field."
-        )
+        return "", f"The visitor email {shown} contains non-ASCII characters, which Marketo can't store."
     return email, ""
 
 
@@ -122,6 +128,7 @@ def validate_event(raw) -> ValidEvent:
 
     event_id = _required_id(raw, "event_id", "event_id")
     try:
+        _check_storable(raw)
         event = _validate_envelope(raw, event_id)
     except InvalidEvent as error:
         error.event_id = event_id
@@ -152,6 +159,7 @@ def _validate_envelope(raw: dict, event_id: str) -> ValidEvent:
         agent_name=agent_name,
         payload=raw,
     )
+    event.agent_name = _fit_column(agent_name, 200, "agent.name", event)
     if event_type == "conversation.completed":
         event.conversation = _validate_conversation(raw.get("conversation"), event)
     else:
@@ -186,6 +194,12 @@ def _validate_conversation(conversation, event: ValidEvent) -> dict:
     raw_email = visitor.get("email")
     result["raw_email"] = raw_email if isinstance(raw_email, str) else ""
     result["email"], result["email_problem"] = normalize_email(raw_email)
+    if result["email_problem"] and raw_email not in (None, ""):
+        # A conversation without an email is normal; one whose email is
+        # unusable is a sender problem worth reporting back.
+        event.warnings.append(
+            f"conversation.visitor.email: {result['email_problem']} The conversation is stored without a Marketo lead."
+        )
 
     for key in ("page_url", "landing_page_url", "referrer", "summary", "munchkin_cookie"):
         result[key] = _optional_text(conversation, key, f"conversation.{key}")
@@ -250,6 +264,9 @@ def _validate_meeting(meeting, event: ValidEvent) -> dict:
     result = {"id": _required_id(meeting, "id", "meeting.id")}
     for key in ("booking_id", "conversation_id", "subject", "description", "conferencing_url"):
         result[key] = _optional_text(meeting, key, f"meeting.{key}")
+    for key in ("booking_id", "conversation_id"):
+        if len(result[key]) > MAX_ID_LENGTH:
+            raise InvalidEvent(f"meeting.{key}", f"is longer than {MAX_ID_LENGTH} characters.")
     for key in ("start_at", "end_at"):
         value = meeting.get(key)
         result[key] = None if value in (None, "") else parse_datetime(value, f"meeting.{key}")
@@ -259,8 +276,10 @@ def _validate_meeting(meeting, event: ValidEvent) -> dict:
     owner = meeting.get("owner") or {}
     if not isinstance(owner, dict):
         raise InvalidEvent("meeting.owner", f"must be an object, got {_describe(owner)}.")
-    result["owner_name"] = _optional_text(owner, "name", "meeting.owner.name")
-    result["owner_email"] = _optional_text(owner, "email", "meeting.owner.email")
+    result["owner_name"] = _fit_column(_optional_text(owner, "name", "meeting.owner.name"), 200, "meeting.owner.name", event)
+    result["owner_email"] = _fit_column(
+        _optional_text(owner, "email", "meeting.owner.email"), 254, "meeting.owner.email", event
+    )
 
     attendee = meeting.get("attendee") or {}
     if not isinstance(attendee, dict):
@@ -304,6 +323,56 @@ def _optional_text(container: dict, key: str, field_path: str) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise InvalidEvent(field_path, f"must be a string, got {_describe(value)}.")
     return str(value).strip()
+
+
+def _fit_column(value: str, max_chars: int, field_path: str, event: ValidEvent) -> str:
+    """Cut a value to the column that stores it; the event's payload keeps the full value."""
+    if len(value) <= max_chars:
+        return value
+    event.warnings.append(f"{field_path} is longer than {max_chars} characters; it is stored cut to {max_chars}.")
+    return value[: max_chars - 1] + "…"
+
+
+def _quote(value: str, max_chars: int) -> str:
+    return repr(value if len(value) <= max_chars else value[: max_chars - 1] + "…")
+
+
+def _unstorable(text: str) -> str:
+    """Return what makes `text` unstorable, or '' when it can be stored."""
+    if "\x00" in text:
+        return "a NUL character (\\u0000)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "an unpaired UTF-16 surrogate (such as \\ud800)"
+    return ""
+
+
+def _check_storable(raw: dict):
+    """Raise InvalidEvent for a value no database column can hold, naming where it is.
+
+    JSON parsers accept NUL characters and unpaired surrogates as \\u escapes,
+    and Python's accepts NaN and Infinity, but PostgreSQL's text and jsonb
+    reject NUL and NaN and UTF-8 can't encode a lone surrogate. The walk uses
+    a stack, so a deeply nested value can't exhaust the recursion limit.
+    """
+    stack = [("event", raw)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                problem = _unstorable(key)
+                if problem:
+                    raise InvalidEvent(path, f"has a key containing {problem}; remove it.")
+                stack.append((key if path == "event" else f"{path}.{key}", item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{index}]", item) for index, item in enumerate(value))
+        elif isinstance(value, str):
+            problem = _unstorable(value)
+            if problem:
+                raise InvalidEvent(path, f"contains {problem}, which can't be stored; remove it.")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise InvalidEvent(path, f"is {value}, which JSON does not allow; send a finite number or null.")
 
 
 def _describe(value) -> str:

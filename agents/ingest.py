@@ -10,7 +10,6 @@ import logging
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Min
 
 from agents.attribution import resolve_attribution
 from agents.event_validation import InvalidEvent, ValidEvent, validate_event
@@ -35,14 +34,24 @@ class IngestReport:
     warnings: list[dict] = field(default_factory=list)
 
     def as_response(self) -> dict:
-        return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
+        response = {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
+        # Accepted events with a problem the sender should fix (an unusable
+        # email, an end before the start); the key appears only when needed.
+        if self.warnings:
+            response["warnings"] = self.warnings
+        return response
 
 
 def ingest_events(organization: Organization, raw_events: list) -> IngestReport:
     """Validate and store events; return counts and a reason for each rejected one."""
+    from integrations.writeback.planning import PlanningLookups
     from integrations.writeback.queueing import queue_flush_after_commit
 
     report = IngestReport()
+    # Rows every event of the request reads the same: agents, the connection
+    # and enrollment rules.
+    lookups = PlanningLookups()
+    agents: dict[str, Agent] = {}
     for index, raw in enumerate(raw_events):
         try:
             event = validate_event(raw)
@@ -58,11 +67,13 @@ def ingest_events(organization: Organization, raw_events: list) -> IngestReport:
 
         try:
             with transaction.atomic():
-                stored = store_event(organization, event)
+                stored = store_event(organization, event, lookups=lookups, agents=agents)
         except IntegrityError:
             # Another request stored the same event_id between our check and
-            # our insert: that delivery won, so this one is a duplicate.
+            # our insert: that delivery won, so this one is a duplicate. An
+            # agent created in the rolled-back transaction no longer exists.
             stored = None
+            agents.clear()
 
         if stored is None:
             report.duplicates += 1
@@ -81,17 +92,22 @@ def ingest_events(organization: Organization, raw_events: list) -> IngestReport:
     return report
 
 
-def store_event(organization: Organization, event: ValidEvent) -> InboundEvent | None:
+def store_event(organization: Organization, event: ValidEvent, *, lookups=None, agents: dict | None = None) -> InboundEvent | None:
     """Store one validated event and plan its writeback; None when it is a duplicate.
 
-    Must run inside a transaction.
+    Must run inside a transaction. `lookups` (PlanningLookups) and `agents`
+    (agents by external id) carry reads shared by the events of one request.
     """
     from integrations.writeback.planning import plan_event_writes
 
     if InboundEvent.objects.filter(organization=organization, event_id=event.event_id).exists():
         return None
 
-    agent = get_or_create_agent(organization, event.agent_id, event.agent_name)
+    agents = {} if agents is None else agents
+    agent = agents.get(event.agent_id)
+    if agent is None or (event.agent_name and not agent.name):
+        agent = get_or_create_agent(organization, event.agent_id, event.agent_name)
+        agents[event.agent_id] = agent
     if event.conversation is not None:
         if Conversation.objects.filter(
             organization=organization, external_id=event.conversation["id"]
@@ -122,13 +138,14 @@ def store_event(organization: Organization, event: ValidEvent) -> InboundEvent |
             payload=event.payload,
         )
 
-    plan_event_writes(inbound)
+    plan_event_writes(inbound, lookups=lookups)
     return inbound
 
 
 def get_or_create_agent(organization: Organization, external_id: str, name: str = "") -> Agent:
     """Return the agent; an unknown id is created with writeback off so no event is lost."""
-    agent, created = Agent.objects.get_or_create(
+    # The writeback switches come along, because planning reads them next.
+    agent, created = Agent.objects.select_related("writeback").get_or_create(
         organization=organization,
         external_id=external_id,
         defaults={"name": name, "created_from_event": True},
@@ -173,41 +190,52 @@ def _store_conversation(organization: Organization, agent: Agent, data: dict) ->
         post_call_analysis=data["post_call_analysis"],
     )
     if visitor is not None:
-        refresh_visitor_touches(visitor)
-        conversation.refresh_from_db(fields=["interaction_count"])
+        interaction_counts = refresh_visitor_touches(visitor)
+        conversation.interaction_count = interaction_counts[conversation.pk]
 
     # Meetings booked in this conversation may have arrived first; link them
-    # so their activities carry this conversation's attribution.
-    Meeting.objects.filter(
+    # so their activities carry this conversation's attribution. The
+    # conversation is new, so when no meeting was linked here no meeting
+    # names it and no meeting write waits for it.
+    linked = Meeting.objects.filter(
         organization=organization, conversation_external_id=conversation.external_id, conversation=None
     ).update(conversation=conversation)
-    release_meeting_records(conversation)
+    if linked:
+        release_meeting_records(conversation)
     return conversation
 
 
 def _lock_visitor(organization: Organization, email: str) -> Visitor:
-    visitor, _ = Visitor.objects.get_or_create(organization=organization, email=email)
-    # Lock the row so two conversations of one visitor stored at the same
-    # time can't both compute a stale count (PostgreSQL; SQLite serializes writers).
-    return Visitor.objects.select_for_update().get(pk=visitor.pk)
+    # Insert the visitor unless it exists (two statements where get_or_create
+    # takes four for a new visitor), then lock the row so two conversations
+    # of one visitor stored at the same time can't both compute a stale count
+    # (PostgreSQL; SQLite serializes writers). A concurrent insert of the same
+    # email waits on the unique constraint until the other transaction ends.
+    Visitor.objects.bulk_create([Visitor(organization=organization, email=email)], ignore_conflicts=True)
+    return Visitor.objects.select_for_update().get(organization=organization, email=email)
 
 
-def refresh_visitor_touches(visitor: Visitor):
+def refresh_visitor_touches(visitor: Visitor) -> dict[int, int]:
     """Recompute first and latest touch and interaction counts from stored conversations.
 
     Ordering is by `started_at`, so conversations arriving out of order
     still give the right first touch and never regress the latest touch.
+    Returns each conversation's interaction count by conversation id.
     """
-    conversations = Conversation.objects.filter(visitor=visitor).order_by("started_at", "id")
-    bounds = conversations.aggregate(first=Min("started_at"), latest=Max("started_at"))
-    ordered = list(conversations.only("id", "started_at", "interaction_count"))
+    ordered = list(
+        Conversation.objects.filter(visitor=visitor)
+        .order_by("started_at", "id")
+        .only("id", "started_at", "interaction_count")
+    )
 
+    interaction_counts = {}
     for position, conversation in enumerate(ordered, start=1):
+        interaction_counts[conversation.pk] = position
         if conversation.interaction_count != position:
             Conversation.objects.filter(pk=conversation.pk).update(interaction_count=position)
 
-    visitor.first_interaction_at = bounds["first"]
-    visitor.latest_interaction_at = bounds["latest"]
+    visitor.first_interaction_at = ordered[0].started_at if ordered else None
+    visitor.latest_interaction_at = ordered[-1].started_at if ordered else None
     visitor.conversation_count = len(ordered)
     visitor.first_conversation_id = ordered[0].pk if ordered else None
     visitor.latest_conversation_id = ordered[-1].pk if ordered else None
@@ -221,6 +249,7 @@ def refresh_visitor_touches(visitor: Visitor):
             "updated_at",
         ]
     )
+    return interaction_counts
 
 
 def _store_meeting(organization: Organization, agent: Agent, event: ValidEvent) -> tuple[Meeting, dict]:

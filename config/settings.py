@@ -208,6 +208,22 @@ else:
     Q_CLUSTER["orm"] = "default"
 Q_CLUSTER["sync"] = env.bool("Q_SYNC", default=False)
 
+# --- Cache -------------------------------------------------------------------
+
+# The webhook's per-organization rate limit counts requests in the cache, so
+# every web process must share it: Redis when REDIS_URL is set.
+# NOTE: without REDIS_URL the cache is per process, so each web process
+# allows INGEST_RATE_LIMIT_PER_MINUTE on its own.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            # Separates deployments (or test runs) that share one Redis database.
+            "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="docket"),
+        }
+    }
+
 # --- Logging -----------------------------------------------------------------
 
 LOGGING = {

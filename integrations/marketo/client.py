@@ -134,8 +134,9 @@ class MarketoClient(MarketoEndpointsMixin):
         self.max_attempts = max(1, int(_setting(max_attempts, "MARKETO_MAX_CALL_ATTEMPTS", 4)))
         self.backoff_base = _setting(backoff_base, "MARKETO_BACKOFF_BASE_SECONDS", 1.0)
         self.backoff_max = _setting(backoff_max, "MARKETO_BACKOFF_MAX_SECONDS", 30.0)
-        # After a 606 the client waits for Marketo's 20-second window to move on.
-        self.rate_limit_wait = 20.0 if rate_limit_wait is None else float(rate_limit_wait)
+        # After a 606 the client waits for Marketo's 20-second window to move
+        # on. MARKETO_RATE_LIMIT_WAIT_SECONDS shortens it for tests only.
+        self.rate_limit_wait = float(_setting(rate_limit_wait, "MARKETO_RATE_LIMIT_WAIT_SECONDS", 20.0))
 
         self._sleep = sleep
         self._monotonic = monotonic

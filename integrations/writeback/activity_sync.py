@@ -8,12 +8,14 @@ so this module enforces exactly-once itself:
 2. A clear answer (per-record `added` or `skipped`) is recorded and the batch
    is closed in one transaction.
 3. An unclear outcome (timeout, HTTP 5xx, 604, a dropped connection, or a
-   worker killed before step 2 committed, which leaves the batch in flight
-   after its lease lapsed) is never answered by resending. The batch is
-   reconciled first: the activities of its leads and types since the send
-   time are read back from Marketo and matched by Conversation ID (Meeting ID
-   with status and start for meetings). Matched records are marked written;
-   only the rest go back to the queue.
+   worker killed before step 2 committed) is never answered by resending.
+   The batch stays in flight until it is reconciled: the activities of its
+   leads and types since the send time are read back from Marketo and
+   matched by Conversation ID (Meeting ID with status and start for
+   meetings). Matched records are marked written; only the rest go back to
+   the queue. A failed read-back leaves the batch in flight for the next
+   flush. A killed worker's batch is reconciled once
+   WRITEBACK_IN_FLIGHT_TIMEOUT_SECONDS have passed since it was sent.
 
 A record is therefore resent only after Marketo has been shown not to hold it.
 """
@@ -21,7 +23,9 @@ A record is therefore resent only after Marketo has been shown not to hold it.
 import logging
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from agents.models import Visitor
@@ -29,7 +33,8 @@ from integrations.marketo.exceptions import MarketoOutcomeUnknownError
 from integrations.models import WritebackBatch, WritebackRecord
 from integrations.writeback.activity_payloads import activity_matches, conversation_activity, meeting_activity
 from integrations.writeback.context import FlushContext, pack_by_size
-from integrations.writeback.outcomes import mark_failed, mark_succeeded, schedule_retry
+from integrations.writeback.lease import renew_lease
+from integrations.writeback.outcomes import mark_failed, mark_succeeded, save_succeeded, schedule_retry
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +58,19 @@ def run_activity_batch(ctx: FlushContext, records: list[WritebackRecord]):
         _send_chunk(ctx, chunk)
 
 
+class LeaseLost(Exception):
+    """This worker's lease lapsed, so another worker may be reconciling its batches."""
+
+
 def _send_chunk(ctx: FlushContext, chunk):
     records = [record for record, _ in chunk]
+
+    # The lease is renewed right before the batch is marked in flight, so the
+    # mark and the call start inside a fresh lease. A worker that stalled past
+    # its lease (slow lead stage, long rate-limit waits) stops here instead of
+    # sending a batch another worker may already be reconciling.
+    if not renew_lease(ctx.connection.pk, ctx.owner):
+        raise LeaseLost(f"The flush lease of connection {ctx.connection.pk} lapsed before an activity batch.")
     batch = _mark_in_flight(ctx, records, [activity for _, activity in chunk])
 
     try:
@@ -64,6 +80,12 @@ def _send_chunk(ctx: FlushContext, chunk):
             "writeback.activity.outcome_unknown connection=%s batch=%s code=%s",
             ctx.connection.pk, batch.pk, error.code,
         )
+        # The call has ended, so the batch may be reconciled at once, also by
+        # a later flush when the read-back below fails. It stays in flight
+        # until a read-back settles it: nothing else may resend its records.
+        batch.finished_at = timezone.now()
+        batch.outcome = f"outcome unknown ({error.code or 'no response'}); not yet reconciled"
+        batch.save(update_fields=["finished_at", "outcome"])
         reconcile_batch(ctx, batch)
         return
     except Exception:
@@ -74,8 +96,10 @@ def _send_chunk(ctx: FlushContext, chunk):
 
     ctx.report.batches += 1
     with transaction.atomic():
+        succeeded = []
         for (record, _), result in zip(chunk, results):
-            _record_result(ctx, record, result)
+            _record_result(ctx, record, result, succeeded)
+        save_succeeded(succeeded)
         _close_batch(batch, "done")
 
 
@@ -106,9 +130,11 @@ def _close_batch(batch: WritebackBatch, outcome: str, status=WritebackBatch.Stat
         )
 
 
-def _record_result(ctx: FlushContext, record: WritebackRecord, result):
+def _record_result(ctx: FlushContext, record: WritebackRecord, result, succeeded: list):
+    """Record one activity's outcome; a written one joins `succeeded`, which the caller saves in one statement."""
     if result.ok:
-        mark_succeeded(record, guid=result.marketo_guid or (str(result.id) if result.id else ""))
+        mark_succeeded(record, guid=result.marketo_guid or (str(result.id) if result.id else ""), save=False)
+        succeeded.append(record)
         ctx.report.count("written", "activity")
         return
 
@@ -136,11 +162,11 @@ def _relink_lead(ctx: FlushContext, record: WritebackRecord):
     Visitor.objects.filter(organization=ctx.connection.organization, email=record.email).update(
         marketo_lead_id=new_id
     )
-    record.marketo_lead_id = new_id
     logger.info(
         "writeback.activity.lead_relinked record=%s old_lead=%s new_lead=%s",
         record.pk, record.marketo_lead_id, new_id,
     )
+    record.marketo_lead_id = new_id
 
 
 def reconcile_batch(ctx: FlushContext, batch: WritebackBatch):
@@ -182,10 +208,24 @@ def _activity_date(record: WritebackRecord):
     return record.conversation.ended_at
 
 
+def abandoned_filter() -> Q:
+    """Return the condition under which a batch still in flight may be reconciled.
+
+    Either its call is known to have ended (`finished_at` is set when the
+    outcome came back unknown), or it was sent WRITEBACK_IN_FLIGHT_TIMEOUT_SECONDS
+    ago. The lease alone doesn't prove the sender is gone: one call may wait
+    out rate limits longer than a lease.
+    """
+    cutoff = timezone.now() - timedelta(seconds=settings.WRITEBACK_IN_FLIGHT_TIMEOUT_SECONDS)
+    return Q(finished_at__isnull=False) | Q(sent_at__lt=cutoff)
+
+
 def reconcile_abandoned_batches(ctx: FlushContext):
     """Reconcile activity batches left in flight by a worker that stopped before recording the outcome."""
     abandoned = WritebackBatch.objects.filter(
-        connection=ctx.connection, action=WritebackRecord.Action.ACTIVITY, status=WritebackBatch.Status.IN_FLIGHT
-    )
+        connection=ctx.connection,
+        action=WritebackRecord.Action.ACTIVITY,
+        status=WritebackBatch.Status.IN_FLIGHT,
+    ).filter(abandoned_filter())
     for batch in abandoned:
         reconcile_batch(ctx, batch)

@@ -40,6 +40,9 @@ class FlushContext:
     now: datetime
     report: FlushReport
     owner: str
+    # Why backfill records wait (their share of today's budget is used up)
+    # while live records still go out; empty while backfill may send.
+    backfill_paused: str = ""
 
 
 def pack_by_size(

@@ -47,6 +47,7 @@ def attach_lead_ids(connection, now) -> int:
     lead_states = _lead_record_states(organization, emails)
 
     failed = 0
+    linked = []
     for record in waiting:
         if not record.email:
             if record.not_before is None or record.not_before <= now:
@@ -61,7 +62,8 @@ def attach_lead_ids(connection, now) -> int:
             continue
         lead_id = lead_ids.get(record.email)
         if lead_id:
-            WritebackRecord.objects.filter(pk=record.pk).update(marketo_lead_id=lead_id)
+            record.marketo_lead_id = lead_id
+            linked.append(record)
             continue
 
         states = lead_states.get(record.email, {})
@@ -77,6 +79,9 @@ def attach_lead_ids(connection, now) -> int:
             failed += 1
             continue
         _queue_lead_by_email(record)
+
+    # One statement for the whole batch instead of one per record.
+    WritebackRecord.objects.bulk_update(linked, ["marketo_lead_id"], batch_size=LINK_BATCH_SIZE)
     return failed
 
 

@@ -19,7 +19,6 @@ import time
 import uuid
 from datetime import timedelta
 
-from django.conf import settings
 from django.db.models import Min, Q
 from django.utils import timezone
 
@@ -30,6 +29,7 @@ from integrations.marketo.exceptions import (
     MarketoCredentialsError,
     MarketoPermissionError,
     MarketoQuotaExceededError,
+    MarketoRateLimitError,
     MarketoRequestError,
     MarketoTokenError,
     MarketoTransientError,
@@ -42,6 +42,7 @@ from integrations.writeback.dependencies import attach_lead_ids
 from integrations.writeback.lead_sync import LeadConfigurationError, run_lead_batch
 from integrations.writeback.lease import acquire_lease, release_lease, renew_lease
 from integrations.writeback.outcomes import schedule_retry
+from integrations.writeback.pacing import batch_window
 
 logger = logging.getLogger(__name__)
 
@@ -84,10 +85,15 @@ def flush_connection(connection_id: int, *, flush_all: bool = False, wait_until=
         logger.info("writeback.flush.start connection=%s org=%s", connection.pk, connection.organization.slug)
         _guard(ctx, lambda: _reconcile_abandoned(ctx))
         _run_until_idle(ctx, flush_all=flush_all, wait_until=wait_until, sleep=sleep)
+        # Live work is done; say why backfill records are still pending.
+        report.paused_reason = ctx.backfill_paused
     except ConnectionPaused as pause:
         report.paused_reason = str(pause)
     except MarketoConnection.DoesNotExist:
         logger.warning("writeback.flush.connection_missing connection=%s", connection_id)
+    except activity_sync.LeaseLost:
+        # Another worker has the lease now and sends what is left.
+        logger.warning("writeback.flush.lease_lost connection=%s", connection_id)
     finally:
         release_lease(connection_id, owner)
 
@@ -137,13 +143,22 @@ def _due_records(ctx: FlushContext, action: str, *, flush_all: bool) -> list[Wri
         queryset = queryset.filter(marketo_lead_id__isnull=False)
 
     records = list(
-        queryset.select_related("agent__writeback", "conversation__visitor", "conversation__agent", "meeting", "event", "enrollment_rule")
+        queryset.select_related(
+            "agent__writeback",
+            "conversation__visitor__first_conversation",
+            "conversation__agent__writeback",
+            "meeting",
+            "event",
+            "enrollment_rule",
+        )
+        # Payload building reads these per record; one query each per batch.
+        .prefetch_related("agent__field_mappings", "conversation__agent__analysis_fields")
         .order_by("priority", "created_at", "id")[:MAX_BATCH_RECORDS]
     )
     if not records or flush_all or len(records) >= MAX_BATCH_RECORDS:
         return records
 
-    window = timedelta(seconds=settings.WRITEBACK_BATCH_WINDOW_SECONDS)
+    window = batch_window(ctx.connection)
     oldest = min(record.created_at for record in records)
     return records if oldest <= ctx.now - window else []
 
@@ -156,6 +171,8 @@ def _next_due(ctx: FlushContext, *, flush_all: bool):
     time counts, so a flush never spins on a record it can't send.
     """
     pending = WritebackRecord.objects.filter(organization=ctx.connection.organization, status=Status.PENDING)
+    if ctx.backfill_paused:
+        pending = pending.filter(priority=WritebackRecord.Priority.LIVE)
     backoff = pending.filter(not_before__gt=timezone.now()).aggregate(first=Min("not_before"))["first"]
     sendable = pending.exclude(not_before__gt=timezone.now()).filter(
         Q(action=Action.LEAD) | Q(marketo_lead_id__isnull=False)
@@ -164,18 +181,15 @@ def _next_due(ctx: FlushContext, *, flush_all: bool):
 
     candidates = [moment for moment in (backoff,) if moment is not None]
     if oldest is not None:
-        window = timedelta(seconds=0 if flush_all else settings.WRITEBACK_BATCH_WINDOW_SECONDS)
+        window = timedelta(0) if flush_all else batch_window(ctx.connection)
         candidates.append(oldest + window)
     return max(min(candidates), timezone.now()) if candidates else None
 
 
 def _run_stage(ctx: FlushContext, action: str, *, flush_all: bool) -> bool:
-    records = _due_records(ctx, action, flush_all=flush_all)
+    records = _within_budget(ctx, _due_records(ctx, action, flush_all=flush_all))
     if not records:
         return False
-
-    priority = min(record.priority for record in records)
-    _guard(ctx, lambda: quota.check_budget(ctx.connection, priority=priority))
 
     def send():
         if action == Action.LEAD:
@@ -192,13 +206,46 @@ def _run_stage(ctx: FlushContext, action: str, *, flush_all: bool) -> bool:
         _guard(ctx, send)
     except MarketoTransientError as error:
         _retry_unsettled(ctx, records, f"Marketo was temporarily unavailable: {error}", error.code or "")
+    except MarketoRateLimitError as error:
+        # 606 or 615 outlasted the client's retries: the instance is busy, not
+        # the records wrong, so they wait without using up an attempt.
+        _retry_unsettled(
+            ctx, records, f"Marketo's rate limit was still exceeded: {error}", error.code or "", count_attempt=False
+        )
     return True
 
 
-def _retry_unsettled(ctx: FlushContext, records, reason: str, code: str):
-    unsettled = WritebackRecord.objects.filter(pk__in=[record.pk for record in records], status__in=[Status.PENDING, Status.IN_FLIGHT])
+def _within_budget(ctx: FlushContext, records: list[WritebackRecord]) -> list[WritebackRecord]:
+    """Return the records today's budget lets this stage send.
+
+    When live work has used Docket's whole daily budget the connection pauses
+    until the quota day ends. When only backfill's share (80%) is used up,
+    backfill records stay pending and live records still go out.
+    """
+    if not records:
+        return records
+    _guard(ctx, lambda: quota.check_budget(ctx.connection, priority=WritebackRecord.Priority.LIVE))
+    if all(record.priority == WritebackRecord.Priority.LIVE for record in records):
+        return records
+
+    try:
+        quota.check_budget(ctx.connection, priority=WritebackRecord.Priority.BACKFILL)
+    except MarketoBudgetExhaustedError as error:
+        if not ctx.backfill_paused:
+            logger.warning("writeback.backfill.paused connection=%s reason=%s", ctx.connection.pk, error)
+        ctx.backfill_paused = str(error)
+        return [record for record in records if record.priority == WritebackRecord.Priority.LIVE]
+    return records
+
+
+def _retry_unsettled(ctx: FlushContext, records, reason: str, code: str, *, count_attempt: bool = True):
+    # A record in flight in a batch was sent, and its outcome is unknown.
+    # Only a read-back of its batch may settle it, because a resend could duplicate it.
+    unsettled = WritebackRecord.objects.filter(pk__in=[record.pk for record in records]).filter(
+        Q(status=Status.PENDING) | Q(status=Status.IN_FLIGHT, batch__isnull=True)
+    )
     for record in unsettled:
-        schedule_retry(record, reason, code=str(code))
+        schedule_retry(record, reason, code=str(code), count_attempt=count_attempt)
         ctx.report.count("retried", record.action)
 
 

@@ -19,7 +19,7 @@ from agents.sources import VISITOR_LEAD_FIELDS, source_origin, source_value
 from integrations.models import WritebackRecord
 from integrations.writeback import metadata
 from integrations.writeback.context import FlushContext, pack_by_size
-from integrations.writeback.outcomes import mark_failed, mark_succeeded, schedule_retry
+from integrations.writeback.outcomes import mark_failed, mark_succeeded, save_succeeded, schedule_retry
 from integrations.writeback.values import fit_value
 
 logger = logging.getLogger(__name__)
@@ -158,19 +158,27 @@ def _send_chunk(ctx: FlushContext, chunk, by_email):
     skipped_codes = {
         result.reasons[0].code if result.reasons else "" for result in results if not result.ok
     }
-    if len(results) > 1 and all(not result.ok for result in results) and skipped_codes <= CONFIGURATION_CODES:
+    # A batch of one counts too: 1006 names a field, never the record's data,
+    # so dead-lettering a lone record would hide a cause every later lead shares.
+    if results and all(not result.ok for result in results) and skipped_codes <= CONFIGURATION_CODES:
         message = results[0].reasons[0].message if results[0].reasons else "unknown field"
+        # The cached describe still lists the field Marketo no longer has;
+        # read it again after the pause, so the field is left out from then on.
+        metadata.forget(ctx.connection, "lead_fields")
         raise LeadConfigurationError(
             f"Marketo rejected every lead in a batch: {message}. Check the agent's field updates "
             "against the lead fields in Marketo, then resume the connection."
         )
 
+    writes_by_email = {email: writes for email, (_, writes) in chunk}
+    written, succeeded = [], []
     for email, result in zip(emails, results):
         records = by_email[email]
         if result.ok:
-            _record_lead(ctx, email, result.id, chunk_writes(chunk, email))
+            written.append((email, result.id, writes_by_email[email]))
             for record in records:
-                mark_succeeded(record, lead_id=result.id)
+                mark_succeeded(record, lead_id=result.id, save=False)
+                succeeded.append(record)
                 ctx.report.count("written", "lead")
             continue
 
@@ -192,16 +200,30 @@ def _send_chunk(ctx: FlushContext, chunk, by_email):
                 schedule_retry(record, f"Marketo skipped the lead: {text} ({code}).", code=code)
                 ctx.report.count("retried", "lead")
 
-
-def chunk_writes(chunk, email) -> dict:
-    for chunk_email, (_, writes) in chunk:
-        if chunk_email == email:
-            return writes
-    return {}
+    # The visitors first: a record is marked written only once its lead id is stored.
+    _record_leads(ctx, written)
+    save_succeeded(succeeded)
 
 
-def _record_lead(ctx: FlushContext, email: str, lead_id: int, new_writes: dict):
-    visitor, _ = Visitor.objects.get_or_create(organization=ctx.connection.organization, email=email)
-    writes = dict(visitor.lead_field_writes)
-    writes.update(new_writes)
-    Visitor.objects.filter(pk=visitor.pk).update(marketo_lead_id=lead_id, lead_field_writes=writes)
+def _record_leads(ctx: FlushContext, written: list[tuple[str, int, dict]]):
+    """Store each visitor's lead id and the field values written, with one read and one update per batch."""
+    if not written:
+        return
+    organization = ctx.connection.organization
+    emails = [email for email, _, _ in written]
+    visitors = {visitor.email: visitor for visitor in Visitor.objects.filter(organization=organization, email__in=emails)}
+
+    # A meeting attendee may have no visitor row yet.
+    missing = [Visitor(organization=organization, email=email) for email in emails if email not in visitors]
+    if missing:
+        Visitor.objects.bulk_create(missing, ignore_conflicts=True)
+        created = Visitor.objects.filter(organization=organization, email__in=[visitor.email for visitor in missing])
+        visitors.update({visitor.email: visitor for visitor in created})
+
+    for email, lead_id, new_writes in written:
+        visitor = visitors[email]
+        visitor.marketo_lead_id = lead_id
+        visitor.lead_field_writes = {**visitor.lead_field_writes, **new_writes}
+    Visitor.objects.bulk_update(
+        [visitors[email] for email in emails], ["marketo_lead_id", "lead_field_writes"], batch_size=500
+    )

@@ -15,10 +15,16 @@ from django.utils import timezone
 from integrations.models import MarketoConnection
 
 
+# Seconds a lease outlives the read timeout. WRITEBACK_LEASE_MARGIN_SECONDS
+# overrides it so that tests of a killed worker can let a lease lapse quickly.
+DEFAULT_LEASE_MARGIN_SECONDS = 30.0
+
+
 def lease_seconds() -> float:
     # A lease must outlive the longest Marketo call, or a slow call would let
     # a second worker take over while the first is still sending.
-    return max(settings.WRITEBACK_LEASE_SECONDS, settings.MARKETO_READ_TIMEOUT_SECONDS + 30)
+    margin = getattr(settings, "WRITEBACK_LEASE_MARGIN_SECONDS", DEFAULT_LEASE_MARGIN_SECONDS)
+    return max(settings.WRITEBACK_LEASE_SECONDS, settings.MARKETO_READ_TIMEOUT_SECONDS + margin)
 
 
 def acquire_lease(connection_id: int, owner: str) -> bool:

@@ -19,8 +19,9 @@ from enrollment.models import EnrollmentRule, ProgramMembership
 from integrations.marketo.exceptions import MarketoOutcomeUnknownError, MarketoRequestError
 from integrations.models import MarketoConnection, WritebackBatch, WritebackRecord
 from integrations.writeback import metadata
+from integrations.writeback.activity_sync import abandoned_filter
 from integrations.writeback.context import MAX_BATCH_RECORDS, FlushContext
-from integrations.writeback.outcomes import mark_skipped, mark_succeeded, schedule_retry
+from integrations.writeback.outcomes import mark_skipped, mark_succeeded, save_succeeded, schedule_retry
 
 logger = logging.getLogger(__name__)
 
@@ -31,11 +32,24 @@ class EnrollmentConfigurationError(Exception):
 
 def run_enrollment_batch(ctx: FlushContext, records: list[WritebackRecord]):
     """Write program statuses for these records, grouped by program and status."""
-    targets = []
+    # What this product knows of the batch's leads, read once for the batch.
+    memberships = {
+        (membership.program_id, membership.marketo_lead_id): membership
+        for membership in ProgramMembership.objects.filter(
+            connection=ctx.connection, marketo_lead_id__in={record.marketo_lead_id for record in records}
+        )
+    }
+
+    targets, resolved_program = [], []
     for record in records:
-        target = _resolve_target(ctx, record)
+        planned_program_id = record.program_id
+        target = _resolve_target(ctx, record, memberships)
         if target is not None:
             targets.append(target)
+            if record.program_id != planned_program_id:
+                resolved_program.append(record)
+    # Stored before the call, because reconciling an abandoned batch reads it.
+    WritebackRecord.objects.bulk_update(resolved_program, ["program_id"], batch_size=500)
 
     # One status per lead and program: the highest step wins, the rest are
     # recorded as skipped with the reason.
@@ -62,8 +76,12 @@ def run_enrollment_batch(ctx: FlushContext, records: list[WritebackRecord]):
             _send_group(ctx, program_id, status_name, group[start:start + MAX_BATCH_RECORDS])
 
 
-def _resolve_target(ctx: FlushContext, record: WritebackRecord):
-    """Return (record, program id, status, step), or None when the record was settled here."""
+def _resolve_target(ctx: FlushContext, record: WritebackRecord, memberships: dict):
+    """Return (record, program id, status, step), or None when the record was settled here.
+
+    `memberships` holds the known ProgramMembership rows by (program id, lead id).
+    The caller stores a program id this sets on the record.
+    """
     rule = record.enrollment_rule
     if rule is None:
         mark_skipped(record, "The enrollment rule was deleted before the write.")
@@ -101,9 +119,7 @@ def _resolve_target(ctx: FlushContext, record: WritebackRecord):
         )
     step = statuses[status_name]
 
-    known = ProgramMembership.objects.filter(
-        connection=ctx.connection, program_id=program["id"], marketo_lead_id=record.marketo_lead_id
-    ).first()
+    known = memberships.get((program["id"], record.marketo_lead_id))
     if known is not None and known.step >= step:
         mark_skipped(
             record,
@@ -114,9 +130,7 @@ def _resolve_target(ctx: FlushContext, record: WritebackRecord):
         ctx.report.count("skipped", "enrollment")
         return None
 
-    if record.program_id != program["id"]:
-        record.program_id = program["id"]
-        record.save(update_fields=["program_id"])
+    record.program_id = program["id"]
     return (record, program["id"], status_name, step)
 
 
@@ -139,6 +153,10 @@ def _send_group(ctx: FlushContext, program_id: int, status_name: str, group: lis
     try:
         results = ctx.client.sync_program_member_status(program_id, status_name, lead_ids)
     except MarketoOutcomeUnknownError:
+        # As for activities: the call ended, and the batch stays in flight
+        # until a read-back of the members settles it.
+        batch.finished_at = timezone.now()
+        batch.save(update_fields=["finished_at"])
         _reconcile_group(ctx, batch, group)
         return
     except MarketoRequestError as error:
@@ -172,15 +190,19 @@ def _send_group(ctx: FlushContext, program_id: int, status_name: str, group: lis
         return
 
     with transaction.atomic():
+        succeeded = []
         for (record, _, _, step), result in zip(group, results):
-            _record_result(ctx, record, program_id, status_name, step, result)
+            _record_result(ctx, record, program_id, status_name, step, result, succeeded)
+        _remember_many(ctx, program_id, status_name, [(record.marketo_lead_id, step) for record, step in succeeded])
+        save_succeeded([record for record, _ in succeeded])
         _close(batch, "done")
 
 
-def _record_result(ctx, record, program_id, status_name, step, result):
+def _record_result(ctx, record, program_id, status_name, step, result, succeeded: list):
+    """Record one status change's outcome; a written one joins `succeeded` as (record, step) for the caller to save."""
     if result.ok:
-        _remember(ctx, program_id, record.marketo_lead_id, status_name, step)
-        mark_succeeded(record)
+        mark_succeeded(record, save=False)
+        succeeded.append((record, step))
         ctx.report.count("written", "enrollment")
         return
 
@@ -216,6 +238,39 @@ def _remember(ctx, program_id, lead_id, status_name, step):
 def _program_label(records, program_id: int) -> str:
     rule = records[0].enrollment_rule if records else None
     return f"{rule.program} (id {program_id})" if rule is not None else f"id {program_id}"
+
+
+def _remember_many(ctx, program_id: int, status_name: str, leads: list[tuple[int, int]]):
+    """Remember that these (lead id, step) pairs reached `status_name`, in at most three statements."""
+    if not leads:
+        return
+    existing = {
+        membership.marketo_lead_id: membership
+        for membership in ProgramMembership.objects.filter(
+            connection=ctx.connection, program_id=program_id, marketo_lead_id__in=[lead_id for lead_id, _ in leads]
+        )
+    }
+
+    new, raised = [], []
+    for lead_id, step in leads:
+        membership = existing.get(lead_id)
+        if membership is None:
+            new.append(
+                ProgramMembership(
+                    connection=ctx.connection, program_id=program_id, marketo_lead_id=lead_id,
+                    status_name=status_name, step=step,
+                )
+            )
+        elif step > membership.step:
+            membership.status_name = status_name
+            membership.step = step
+            membership.updated_at = timezone.now()
+            raised.append(membership)
+
+    # One flush at a time writes a connection's memberships (the lease), so
+    # a conflict here means the row exists already and is left as it is.
+    ProgramMembership.objects.bulk_create(new, ignore_conflicts=True)
+    ProgramMembership.objects.bulk_update(raised, ["status_name", "step", "updated_at"], batch_size=500)
 
 
 def _program_missing(ctx: FlushContext, program_id: int, label: str) -> bool:
@@ -282,9 +337,12 @@ def _close(batch: WritebackBatch, outcome: str, *, requeue: bool = False, status
 
 def reconcile_abandoned_batches(ctx: FlushContext):
     """Settle enrollment batches left in flight by a stopped worker."""
+    # Same age rule as activity batches: only a batch whose call has surely ended is settled.
     abandoned = WritebackBatch.objects.filter(
-        connection=ctx.connection, action=WritebackRecord.Action.ENROLLMENT, status=WritebackBatch.Status.IN_FLIGHT
-    )
+        connection=ctx.connection,
+        action=WritebackRecord.Action.ENROLLMENT,
+        status=WritebackBatch.Status.IN_FLIGHT,
+    ).filter(abandoned_filter())
     for batch in abandoned:
         records = list(WritebackRecord.objects.filter(batch=batch, status=WritebackRecord.Status.IN_FLIGHT))
         if not records:

@@ -21,14 +21,47 @@ logger = logging.getLogger(__name__)
 
 Action = WritebackRecord.Action
 
+CONVERSATION_TRIGGERS = (EnrollmentRule.Trigger.CONVERSATION_COMPLETED, EnrollmentRule.Trigger.CUSTOM_CRITERIA)
+MEETING_TRIGGERS = (EnrollmentRule.Trigger.MEETING_BOOKED,)
 
-def plan_event_writes(event: InboundEvent, *, priority: int = WritebackRecord.Priority.LIVE) -> list[WritebackRecord]:
+
+class PlanningLookups:
+    """The connection and enrollment rules, read once for all events of one ingest request.
+
+    Planning reads the same rows for every event of a request; keeping them
+    here saves two queries per event. Build a new one per request, so
+    configuration changes apply from the next request on.
+    """
+
+    def __init__(self):
+        self._connections: dict[int, MarketoConnection | None] = {}
+        self._rules: dict[tuple[int, tuple], list[EnrollmentRule]] = {}
+
+    def connection(self, organization_id: int) -> MarketoConnection | None:
+        if organization_id not in self._connections:
+            self._connections[organization_id] = MarketoConnection.objects.filter(
+                organization_id=organization_id
+            ).first()
+        return self._connections[organization_id]
+
+    def rules(self, agent_id: int, triggers: tuple) -> list[EnrollmentRule]:
+        key = (agent_id, triggers)
+        if key not in self._rules:
+            self._rules[key] = list(EnrollmentRule.objects.filter(agent_id=agent_id, trigger__in=triggers))
+        return self._rules[key]
+
+
+def plan_event_writes(
+    event: InboundEvent, *, priority: int = WritebackRecord.Priority.LIVE, lookups: PlanningLookups | None = None
+) -> list[WritebackRecord]:
     """Create the pending writeback records for one event; return the new ones.
 
     Nothing is planned when the organization has no Marketo connection or the
     agent's Marketo writeback is off: `backfill_marketo` plans those later.
+    `lookups` shares the connection and rule reads across the events of one request.
     """
-    connection = MarketoConnection.objects.filter(organization_id=event.organization_id).first()
+    lookups = lookups or PlanningLookups()
+    connection = lookups.connection(event.organization_id)
     if connection is None or connection.status == MarketoConnection.Status.DISCONNECTED:
         return []
 
@@ -39,27 +72,32 @@ def plan_event_writes(event: InboundEvent, *, priority: int = WritebackRecord.Pr
         return []
 
     if event.conversation_id:
-        planned = _plan_conversation(event, event.conversation, connection, writeback)
+        planned = _plan_conversation(event, event.conversation, connection, writeback, lookups)
     else:
-        planned = _plan_meeting(event, event.meeting, writeback)
+        planned = _plan_meeting(event, event.meeting, writeback, lookups)
 
-    created = []
     for record in planned:
         record.priority = priority
-        if _insert_once(record):
-            created.append(record)
-    return created
+    return _insert_new(planned)
 
 
-def _plan_conversation(event, conversation: Conversation, connection, writeback) -> list[WritebackRecord]:
+def _plan_conversation(event, conversation: Conversation, connection, writeback, lookups) -> list[WritebackRecord]:
     if not conversation.visitor_id:
-        # Without a usable email there is no lead to write to; the
-        # conversation stays stored and visible with the reason.
+        # Without a usable email there is no lead to write to. The
+        # conversation stays stored, and a skipped lead record shows why
+        # among the event's writeback records.
         logger.info(
             "writeback.plan.no_lead org=%s conversation=%s reason=%s",
             event.organization_id, conversation.external_id, conversation.email_problem,
         )
-        return []
+        return [
+            _no_lead_record(
+                event,
+                f"lead:conversation:{conversation.external_id}",
+                conversation.email_problem or "The visitor has no email address.",
+                conversation=conversation,
+            )
+        ]
 
     email = conversation.visitor.email
     common = {
@@ -82,11 +120,7 @@ def _plan_conversation(event, conversation: Conversation, connection, writeback)
         )
 
     if writeback.program_enrollment:
-        rules = EnrollmentRule.objects.filter(
-            agent_id=event.agent_id,
-            trigger__in=[EnrollmentRule.Trigger.CONVERSATION_COMPLETED, EnrollmentRule.Trigger.CUSTOM_CRITERIA],
-        )
-        for rule in rules:
+        for rule in lookups.rules(event.agent_id, CONVERSATION_TRIGGERS):
             records.append(_enrollment_record(rule, f"conversation:{conversation.external_id}", common))
 
     cookie = conversation.munchkin_cookie
@@ -98,7 +132,7 @@ def _plan_conversation(event, conversation: Conversation, connection, writeback)
     return records
 
 
-def _plan_meeting(event, meeting: Meeting, writeback) -> list[WritebackRecord]:
+def _plan_meeting(event, meeting: Meeting, writeback, lookups) -> list[WritebackRecord]:
     snapshot = event.meeting_snapshot
     email = snapshot.get("attendee_email") or ""
     conversation = meeting.conversation
@@ -111,7 +145,16 @@ def _plan_meeting(event, meeting: Meeting, writeback) -> list[WritebackRecord]:
             "writeback.plan.no_lead org=%s meeting=%s reason=no attendee or conversation email",
             event.organization_id, meeting.external_id,
         )
-        return []
+        problem = snapshot.get("attendee_email_problem") or "The meeting has no attendee email."
+        return [
+            _no_lead_record(
+                event,
+                f"lead:event:{event.event_id}",
+                f"{problem} The meeting names no booking conversation with a usable email either.",
+                meeting=meeting,
+                conversation=conversation,
+            )
+        ]
 
     # A meeting whose booking conversation hasn't arrived waits for it, so
     # its activity can carry that conversation's attribution.
@@ -142,12 +185,31 @@ def _plan_meeting(event, meeting: Meeting, writeback) -> list[WritebackRecord]:
         )
 
     if writeback.program_enrollment and event.type == InboundEvent.Type.MEETING_BOOKED:
-        rules = EnrollmentRule.objects.filter(agent_id=event.agent_id, trigger=EnrollmentRule.Trigger.MEETING_BOOKED)
-        for rule in rules:
+        for rule in lookups.rules(event.agent_id, MEETING_TRIGGERS):
             record = _enrollment_record(rule, f"meeting:{meeting.external_id}", common)
             record.not_before = not_before
             records.append(record)
     return records
+
+
+def _no_lead_record(event, dedupe_key: str, problem: str, **subject) -> WritebackRecord:
+    """Return a skipped lead record that states why the event's Marketo writes were not made.
+
+    Its dedupe key is the lead write's own, so a replay or a backfill never
+    plans that write later: the stored email can't change.
+    """
+    return WritebackRecord(
+        organization_id=event.organization_id,
+        agent_id=event.agent_id,
+        event=event,
+        action=Action.LEAD,
+        dedupe_key=dedupe_key,
+        status=WritebackRecord.Status.SKIPPED,
+        completed_at=timezone.now(),
+        last_error=f"No Marketo lead to write to: {problem} The lead, its activity and program status were not written.",
+        last_error_code="no_email",
+        **subject,
+    )
 
 
 def _enrollment_record(rule: EnrollmentRule, subject_key: str, common: dict) -> WritebackRecord:
@@ -159,6 +221,30 @@ def _enrollment_record(rule: EnrollmentRule, subject_key: str, common: dict) -> 
         program_status=rule.status_name,
         **common,
     )
+
+
+def _insert_new(records: list[WritebackRecord]) -> list[WritebackRecord]:
+    """Insert the records whose dedupe key is new, in one statement; return the inserted ones."""
+    if not records:
+        return []
+    organization_id = records[0].organization_id
+    existing = set(
+        WritebackRecord.objects.filter(
+            organization_id=organization_id, dedupe_key__in=[record.dedupe_key for record in records]
+        ).values_list("dedupe_key", flat=True)
+    )
+    new = [record for record in records if record.dedupe_key not in existing]
+    if not new:
+        return []
+
+    try:
+        with transaction.atomic():
+            WritebackRecord.objects.bulk_create(new)
+    except IntegrityError:
+        # Another planner inserted one of these keys since the read above
+        # (a replay racing a backfill): insert one at a time and skip the taken keys.
+        return [record for record in new if _insert_once(record)]
+    return new
 
 
 def _insert_once(record: WritebackRecord) -> bool:

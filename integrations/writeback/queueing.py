@@ -19,7 +19,20 @@ FLUSH_TASK = "integrations.writeback.tasks.flush_connection_task"
 
 
 def queue_flush(connection_id: int):
-    async_task(FLUSH_TASK, connection_id, group=f"flush-{connection_id}")
+    """Queue a flush task; a broker failure is logged, never raised.
+
+    Callers queue after their records are committed, so the records are the
+    work and the periodic sweep queues it again. Raising here would fail a
+    webhook request whose events are already stored, and Docket would send
+    them again for nothing.
+    """
+    try:
+        async_task(FLUSH_TASK, connection_id, group=f"flush-{connection_id}")
+    except Exception:
+        # Any broker error (Redis down, the ORM broker's database busy):
+        # the sweep every WRITEBACK_SWEEP_INTERVAL_SECONDS finds the work.
+        logger.warning("writeback.flush.queue_failed connection=%s", connection_id, exc_info=True)
+        return
     logger.debug("writeback.flush.queued connection=%s", connection_id)
 
 

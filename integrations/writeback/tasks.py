@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from integrations.models import MarketoConnection, WritebackBatch, WritebackRecord
 from integrations.writeback.flush import flush_connection
+from integrations.writeback.pacing import batch_window
 from integrations.writeback.queueing import queue_flush
 
 logger = logging.getLogger(__name__)
@@ -20,7 +21,9 @@ logger = logging.getLogger(__name__)
 
 def flush_connection_task(connection_id: int):
     """Flush a connection, waiting out its batch window so records sent together share calls."""
-    wait_until = timezone.now() + timedelta(seconds=settings.WRITEBACK_BATCH_WINDOW_SECONDS + 1)
+    connection = MarketoConnection.objects.filter(pk=connection_id).first()
+    window = batch_window(connection) if connection is not None else timedelta(0)
+    wait_until = timezone.now() + window + timedelta(seconds=1)
     report = flush_connection(connection_id, wait_until=wait_until)
     return {
         "written": report.written,

@@ -27,6 +27,7 @@ def fast_writeback(settings):
     settings.WRITEBACK_BATCH_WINDOW_SECONDS = 0
     settings.MARKETO_BACKOFF_BASE_SECONDS = 0.01
     settings.MARKETO_BACKOFF_MAX_SECONDS = 0.05
+    settings.MARKETO_RATE_LIMIT_WAIT_SECONDS = 0.05
     settings.WRITEBACK_MEETING_WAIT_SECONDS = 120
     return settings
 

@@ -136,7 +136,10 @@ def test_invalid_email_writes_nothing(connected, sandbox):
     drain(connected, timeout_seconds=30)
 
     assert len(sandbox.state.leads) == leads_before
-    assert WritebackRecord.objects.count() == 0
+    # Only a skipped lead record, which carries the reason.
+    record = WritebackRecord.objects.get()
+    assert record.status == WritebackRecord.Status.SKIPPED
+    assert "not-an-email" in record.last_error
 
 
 def test_meeting_waits_for_its_conversation(connected, sandbox):

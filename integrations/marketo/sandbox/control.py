@@ -76,6 +76,7 @@ def _validate_fault(spec: dict) -> dict:
     http_status = spec.get("http_status")
     mode = spec.get("mode")
     delay = spec.get("delay_seconds", 0)
+    delay_after = spec.get("delay_after_apply_seconds", 0)
     if code is not None and not str(code).isdigit():
         raise ControlError(f"Fault 'code' must be a Marketo code such as '606', got {code!r}.")
     if http_status is not None and (not isinstance(http_status, int) or not 400 <= http_status <= 599):
@@ -84,11 +85,19 @@ def _validate_fault(spec: dict) -> dict:
         raise ControlError(f"Fault 'mode' must be one of {', '.join(FAULT_MODES)}, got {mode!r}.")
     if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0:
         raise ControlError(f"Fault 'delay_seconds' must be a number of seconds >= 0, got {delay!r}.")
+    if isinstance(delay_after, bool) or not isinstance(delay_after, (int, float)) or delay_after < 0:
+        raise ControlError(
+            f"Fault 'delay_after_apply_seconds' must be a number of seconds >= 0, got {delay_after!r}."
+        )
     outcomes = [value for value in (code, http_status, mode) if value is not None]
     if len(outcomes) > 1:
         raise ControlError("A fault takes at most one of 'code', 'http_status' and 'mode'.")
-    if not outcomes and not delay:
-        raise ControlError("A fault needs 'code', 'http_status', 'mode' or a positive 'delay_seconds'.")
+    if delay_after and (code is not None or http_status is not None or mode == "drop_before_apply"):
+        raise ControlError("'delay_after_apply_seconds' needs a fault that lets the endpoint apply the call.")
+    if not outcomes and not delay and not delay_after:
+        raise ControlError(
+            "A fault needs 'code', 'http_status', 'mode', or a positive 'delay_seconds' or 'delay_after_apply_seconds'."
+        )
 
     return {
         "path": path,
@@ -101,6 +110,9 @@ def _validate_fault(spec: dict) -> dict:
         "http_status": http_status,
         "mode": mode,
         "delay_seconds": float(delay),
+        # Applied, then held: the caller is still waiting when the sandbox
+        # already holds the write, which is where a killed worker is hardest.
+        "delay_after_apply_seconds": float(delay_after),
     }
 
 

@@ -3,9 +3,11 @@
 Marketo allows 100 calls per 20 seconds and 10 calls in flight per instance,
 shared by all API users, and usually 50,000 calls a day, resetting at
 midnight US Central. Usage and error counts are kept per API user per day for
-the `/rest/v1/stats/...` endpoints.
+the `/rest/v1/stats/...` endpoints, and a call log records when each call
+started and ended, so tests can check windows and concurrency.
 """
 
+import itertools
 import threading
 from collections import Counter, defaultdict, deque
 from dataclasses import asdict, dataclass, fields
@@ -13,6 +15,9 @@ from datetime import date, timedelta
 
 from .errors import MESSAGES
 from .timeutil import quota_day
+
+# Entries kept in the call log; the oldest are dropped first.
+CALL_LOG_MAX_ENTRIES = 100_000
 
 
 @dataclass
@@ -59,6 +64,10 @@ class CallLimiter:
         self.calls_by_day = defaultdict(Counter)
         self.errors_by_day = defaultdict(Counter)
         self.calls_by_path = Counter()
+        # One entry per /rest call that reached the limits, rejected ones included.
+        self._call_log = deque(maxlen=CALL_LOG_MAX_ENTRIES)
+        self._open_calls = {}
+        self._call_ids = itertools.count(1)
 
     def today(self) -> str:
         return quota_day(self._clock(), self._variants["quota_timezone"])
@@ -68,6 +77,13 @@ class CallLimiter:
 
         An admitted call occupies a concurrency slot until `release` is called.
         Checks run in the order quota (607), rate (606), concurrency (615).
+        """
+        return self.start_call(user, path)[0]
+
+    def start_call(self, user: str, path: str) -> tuple[tuple[str, str] | None, int]:
+        """Admit one call as `admit` does, and return the rejection with the call's id in the call log.
+
+        Pass the id to `release` so the log records when the call ended.
         """
         with self._lock:
             now = self._clock()
@@ -93,7 +109,20 @@ class CallLimiter:
                 self.calls_by_path[path] += 1
             if rejection is None:
                 self._in_flight += 1
-            return rejection
+
+            call_id = next(self._call_ids)
+            entry = {
+                "id": call_id,
+                "user": user,
+                "path": path,
+                "started_at": now,
+                "finished_at": None if rejection is None else now,
+                "rejected_with": rejection[0] if rejection else None,
+            }
+            self._call_log.append(entry)
+            if rejection is None:
+                self._open_calls[call_id] = entry
+            return rejection, call_id
 
     def refund(self, user: str, path: str) -> None:
         """Take back one admitted call that ended with a code that does not count (604, 608, 611)."""
@@ -106,9 +135,18 @@ class CallLimiter:
             if self._window:
                 self._window.pop()
 
-    def release(self) -> None:
+    def release(self, call_id: int | None = None) -> None:
+        """Free an admitted call's concurrency slot; with its id, log when it ended."""
         with self._lock:
             self._in_flight -= 1
+            entry = self._open_calls.pop(call_id, None)
+            if entry is not None:
+                entry["finished_at"] = self._clock()
+
+    def call_log(self) -> list[dict]:
+        """Return a copy of the call log, oldest first: start and end (epoch seconds), path, user, rejection code."""
+        with self._lock:
+            return [dict(entry) for entry in self._call_log]
 
     def record_error(self, code: str) -> None:
         with self._lock:

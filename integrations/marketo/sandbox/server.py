@@ -355,14 +355,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
         limiter = state.limiter
-        rejection = limiter.admit(client["user"], request.path)
+        rejection, call_id = limiter.start_call(client["user"], request.path)
         if rejection is not None:
             self._send_failure(state, ApiError(*rejection))
             return
         try:
             self._run_endpoint(state, request, route, path_params, client, method, form_override)
         finally:
-            limiter.release()
+            limiter.release(call_id)
 
     def _run_endpoint(self, state, request, route, path_params, client, method, form_override) -> None:
         try:
@@ -388,6 +388,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_failure(state, ApiError("611", MESSAGES["611"]), admitted_user=client["user"])
             return
 
+        if fault and fault["delay_after_apply_seconds"]:
+            time.sleep(fault["delay_after_apply_seconds"])
         if fault and fault["mode"] == "drop_after_apply":
             self._drop()
             return

@@ -179,6 +179,7 @@ class SandboxState:
                 "folders": copy.deepcopy(list(self.folders.values())),
                 "programs": copy.deepcopy(list(self.programs.values())),
                 "tag_types": copy.deepcopy(list(self.tag_types.values())),
+                "call_log": self.limiter.call_log(),
                 "usage": {
                     "today": self.limiter.today(),
                     "calls_today_by_user": self.limiter.snapshot()["calls_by_day"].get(self.limiter.today(), {}),

@@ -1,0 +1,148 @@
+"""The webhook when the database goes away: 503, and nothing acknowledged that was not stored."""
+
+import json
+
+import pytest
+from django.db import OperationalError, connection, connections
+
+import agents.ingest
+import integrations.writeback.queueing
+from agents.models import InboundEvent
+from integrations.models import MarketoConnection, WritebackRecord
+from integrations.writeback.tasks import sweep_writeback
+from tests.factories import conversation_event, make_agent, make_organization
+from tests.faults.tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def workspace():
+    organization, token = make_organization()
+    MarketoConnection.objects.create(
+        organization=organization, munchkin_id="417-QWE-902", client_id="id", client_secret_encrypted="x",
+        status=MarketoConnection.Status.CONNECTED, conversation_activity_type_id=1, meeting_activity_type_id=2,
+    )
+    make_agent(organization, "agt_1", marketo_enabled=True, lead_sync=True, activity_sync=True)
+    organization.token = token
+    return organization
+
+
+def events(count: int) -> dict:
+    return {"events": [conversation_event(event_id=f"e{index}", conversation_id=f"c{index}", email=f"v{index}@example.org") for index in range(count)]}
+
+
+def post(client, organization, body):
+    return client.post(
+        "/api/v1/events", data=json.dumps(body), content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {organization.token}",
+    )
+
+
+class FailingInserts:
+    """An execute wrapper that raises OperationalError from the `fail_at`-th event insert on, as a lost database does."""
+
+    def __init__(self, fail_at: int):
+        self.fail_at = fail_at
+        self.inserts = 0
+
+    def __call__(self, execute, sql, params, many, context):
+        if sql.lstrip().upper().startswith('INSERT INTO "AGENTS_INBOUNDEVENT"'):
+            self.inserts += 1
+            if self.inserts >= self.fail_at:
+                raise OperationalError("database is unavailable (injected at the cursor)")
+        return execute(sql, params, many, context)
+
+
+def test_outage_mid_request_is_503(client, workspace):
+    with connection.execute_wrapper(FailingInserts(fail_at=2)):
+        response = post(client, workspace, events(3))
+
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/json"
+    assert response["Retry-After"] == "30"
+    assert "Retry later" in response.json()["error"]
+    assert "accepted" not in response.json()
+    # The first event's own transaction committed before the failure, with its writeback plan.
+    assert list(InboundEvent.objects.values_list("event_id", flat=True)) == ["e0"]
+    assert WritebackRecord.objects.filter(event__event_id="e0").count() == 2
+    assert not WritebackRecord.objects.exclude(event__event_id="e0").exists()
+
+    retry = post(client, workspace, events(3))
+
+    assert retry.json() == {"accepted": 2, "duplicates": 1, "rejected": []}
+    assert InboundEvent.objects.count() == 3
+
+
+def test_outage_before_auth_stores_nothing(client, workspace):
+    def refuse_everything(execute, sql, params, many, context):
+        raise OperationalError("database is unavailable (injected at the cursor)")
+
+    with connection.execute_wrapper(refuse_everything):
+        response = post(client, workspace, events(2))
+
+    assert response.status_code == 503
+    assert "nothing was stored" in response.json()["error"]
+    assert InboundEvent.objects.count() == 0
+
+
+def test_broker_failure_still_acknowledges(client, workspace, monkeypatch):
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(integrations.writeback.queueing, "async_task", broker_down)
+
+    response = post(client, workspace, events(2))
+
+    assert response.status_code == 200
+    assert response.json()["accepted"] == 2
+    assert InboundEvent.objects.count() == 2
+
+    queued = []
+    monkeypatch.setattr(integrations.writeback.queueing, "async_task", lambda *args, **kwargs: queued.append(args))
+    # The sweep finds the stored work the failed queueing left behind.
+    assert sweep_writeback() == 1
+    assert queued == [(integrations.writeback.queueing.FLUSH_TASK, workspace.marketo_connection.pk)]
+
+
+@pytest.fixture
+def database_through_proxy():
+    """Point the default connection at a TCP proxy in front of PostgreSQL, so a test can cut it."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the network cut needs PostgreSQL (DATABASE_URL)")
+    settings_dict = connections["default"].settings_dict
+    original = (settings_dict["HOST"], settings_dict["PORT"])
+    proxy = TcpProxy(settings_dict["HOST"] or "127.0.0.1", int(settings_dict["PORT"] or 5432)).start()
+    connections["default"].close()
+    settings_dict["HOST"], settings_dict["PORT"] = "127.0.0.1", str(proxy.port)
+    yield proxy
+    connections["default"].close()
+    settings_dict["HOST"], settings_dict["PORT"] = original
+    proxy.stop()
+
+
+def test_network_cut_mid_request(client, workspace, monkeypatch, database_through_proxy):
+    proxy = database_through_proxy
+    real_store = agents.ingest.store_event
+    stored = []
+
+    def store_then_cut(*args, **kwargs):
+        if stored:
+            proxy.cut()
+        result = real_store(*args, **kwargs)
+        stored.append(result)
+        return result
+
+    monkeypatch.setattr(agents.ingest, "store_event", store_then_cut)
+    response = post(client, workspace, events(3))
+    monkeypatch.setattr(agents.ingest, "store_event", real_store)
+    proxy.restore()
+
+    assert response.status_code == 503
+    assert "Retry later" in response.json()["error"]
+
+    retry = post(client, workspace, events(3))
+
+    assert retry.status_code == 200
+    assert retry.json() == {"accepted": 2, "duplicates": 1, "rejected": []}
+    assert sorted(InboundEvent.objects.values_list("event_id", flat=True)) == ["e0", "e1", "e2"]
