@@ -17,7 +17,7 @@ def read_events(text: str) -> tuple[list, list[int], list[dict]]:
     if stripped.startswith("["):
         try:
             events = json.loads(text)
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, ValueError, RecursionError) as error:
             raise EventFileError(f"The file starts like a JSON array but is not valid JSON: {error}.") from None
         if not isinstance(events, list):
             raise EventFileError("The JSON array must contain event objects.")
@@ -32,4 +32,7 @@ def read_events(text: str) -> tuple[list, list[int], list[dict]]:
             numbers.append(number)
         except json.JSONDecodeError as error:
             rejected.append({"line": number, "reason": f"line {number} is not valid JSON: {error.msg} at column {error.colno}."})
+        except (ValueError, RecursionError) as error:
+            # Python's parser refuses integers over 4,300 digits and very deep nesting.
+            rejected.append({"line": number, "reason": f"line {number} can't be read as JSON: {error}."})
     return events, numbers, rejected

@@ -53,11 +53,17 @@ def attach_lead_ids(connection, now) -> int:
             if record.not_before is None or record.not_before <= now:
                 # The meeting's wait for its conversation is over and nothing
                 # names a lead: no attendee email and no conversation visitor.
-                mark_skipped(
-                    record,
-                    "No lead to write to: the meeting has no attendee email and its booking "
-                    "conversation did not arrive within the wait window.",
-                )
+                if record.conversation_id:
+                    reason = (
+                        "No lead to write to: the meeting has no attendee email and its booking "
+                        "conversation has no usable visitor email."
+                    )
+                else:
+                    reason = (
+                        "No lead to write to: the meeting has no attendee email and its booking "
+                        "conversation did not arrive within the wait window."
+                    )
+                mark_skipped(record, reason)
                 failed += 1
             continue
         lead_id = lead_ids.get(record.email)

@@ -192,3 +192,14 @@ def test_backfill_rejects_bad_date():
     make_organization("acme")
     with pytest.raises(CommandError, match="is not a date like"):
         run("backfill_marketo", org="acme", since="last week")
+
+
+def test_ingest_events_rejects_unreadable_number(tmp_path):
+    make_organization("acme")
+    path = tmp_path / "events.jsonl"
+    path.write_text(json.dumps(conversation_event()) + "\n" + '{"event_id": ' + "9" * 5000 + "}\n", encoding="utf-8")
+
+    output = run("ingest_events", str(path), org="acme")
+
+    assert "accepted 1, duplicates 0, rejected 1" in output
+    assert "line 2 can't be read as JSON" in output
