@@ -135,8 +135,13 @@ def receive_events(request):
         events = document
     else:
         return _error(400, "The body must be an event object, {\"events\": [...]}, or a list of event objects.")
-    if not all(isinstance(event, dict) for event in events):
-        return _error(400, "Every event must be a JSON object.")
+    not_objects = [index for index, event in enumerate(events) if not isinstance(event, dict)]
+    if not_objects:
+        shown = ", ".join(str(index) for index in not_objects[:10])
+        return _error(
+            400,
+            f"Every event must be a JSON object; the events at index {shown} are not. Nothing was stored.",
+        )
 
     try:
         report = ingest_events(organization, events)

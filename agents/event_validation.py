@@ -126,7 +126,14 @@ def validate_event(raw) -> ValidEvent:
     if not isinstance(raw, dict):
         raise InvalidEvent("event", f"must be a JSON object, got {_describe(raw)}.")
 
-    event_id = _required_id(raw, "event_id", "event_id")
+    try:
+        event_id = _required_id(raw, "event_id", "event_id")
+    except InvalidEvent as error:
+        # Echo a recognisable prefix of an over-long id so the sender can
+        # match the rejection to its event.
+        given = raw.get("event_id")
+        error.event_id = given[:MAX_ID_LENGTH] if isinstance(given, str) else ""
+        raise
     try:
         _check_storable(raw)
         event = _validate_envelope(raw, event_id)

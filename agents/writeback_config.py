@@ -197,6 +197,7 @@ def _validate_rules(raw, config):
         return
     config.rules = []
     ids = set()
+    signatures: dict[tuple, int] = {}
     for index, item in enumerate(items):
         path = f"enrollment_rules[{index}]"
         if not isinstance(item, dict):
@@ -230,6 +231,13 @@ def _validate_rules(raw, config):
         if not isinstance(status, str):
             config.problem(f"{path}.status", "must be a status name.")
             continue
+        signature = (trigger, program.strip(), status.strip(), (criteria or "").strip())
+        if signature in signatures:
+            config.problem(
+                path, f"repeats rule {signatures[signature] + 1}: same trigger, program, status and criteria; remove one."
+            )
+            continue
+        signatures[signature] = index
         config.rules.append(
             {
                 "id": rule_id,

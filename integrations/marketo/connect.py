@@ -160,9 +160,10 @@ def connect_marketo(
     """Store new credentials for `organization` and run the whole flow.
 
     The submitted credentials are saved even when a check fails, so the
-    settings page shows what was tried and why it failed. The status is then
-    `not_connected`, or `needs_attention` for a connection that was working
-    with the same instance, and `last_error` contains the message.
+    settings page shows what was tried and why it failed, with the status
+    `not_connected` and the message in `last_error`. The exception is a
+    working connection: failed new credentials are discarded and the
+    working ones restored, so a typo can't stop the writeback.
     """
     munchkin_id = (munchkin_id or "").strip().upper()
     client_id = (client_id or "").strip()
@@ -172,12 +173,46 @@ def connect_marketo(
     if base_url:
         base_url_override = _validated_base_url(base_url)
 
+    previous = _working_snapshot(organization)
     connection, created_row, changes = _store_credentials(
         organization, munchkin_id, client_id, client_secret, base_url_override
     )
     action = "marketo.connect" if created_row or connection.connected_at is None else "marketo.reconnect"
-    return _run_flow(
-        connection, actor=actor, audit_action=action, checks=True, fresh_token=True, changes=changes
+    try:
+        return _run_flow(
+            connection, actor=actor, audit_action=action, checks=True, fresh_token=True, changes=changes
+        )
+    except ConnectionFlowError as error:
+        if previous is None:
+            raise
+        _restore_working(organization, previous, error.message)
+        raise ConnectionFlowError(messages.new_credentials_not_saved(error.message)) from None
+
+
+# Fields that make a connection work; restored when new credentials fail.
+_WORKING_FIELDS = (
+    "munchkin_id", "client_id", "client_secret_encrypted", "base_url_override", "status", "status_message",
+    "folder_id", "program_id", "program_type", "channel_name", "conversation_activity_type_id",
+    "meeting_activity_type_id", "connected_at", "metadata_cache", "paused_until", "pause_reason",
+)
+
+
+def _working_snapshot(organization) -> dict | None:
+    connection = MarketoConnection.objects.filter(
+        organization=organization, status=MarketoConnection.Status.CONNECTED
+    ).first()
+    if connection is None:
+        return None
+    return {name: getattr(connection, name) for name in _WORKING_FIELDS}
+
+
+def _restore_working(organization, previous: dict, message: str):
+    """Put back a working connection after new credentials failed, so the writeback keeps running."""
+    MarketoConnection.objects.filter(organization=organization).update(
+        **previous, last_error=messages.new_credentials_not_saved(message)
+    )
+    logger.warning(
+        "Marketo connection for org %s kept its working credentials after a failed change", organization.slug
     )
 
 

@@ -265,3 +265,7 @@ def connected_summary(munchkin_id: str, created: list[str], adopted: list[str], 
     if adopted:
         parts.append("Adopted: " + "; ".join(adopted) + ".")
     return " ".join(parts)
+
+
+def new_credentials_not_saved(message: str) -> str:
+    return f"The new credentials were not saved, and the previous connection keeps working: {message}"

@@ -23,6 +23,7 @@ def run_association(ctx: FlushContext, record: WritebackRecord):
         return
 
     try:
+        ctx.report.batches += 1
         ctx.client.associate_lead(record.marketo_lead_id, cookie)
     except MarketoRequestError as error:
         if error.code == "1012":

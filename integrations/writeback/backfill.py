@@ -41,9 +41,13 @@ def backfill(organization, *, agent_id=None, since=None, dry_run=False, force=Fa
     events = events.order_by("occurred_at", "id")
 
     report = BackfillReport()
-    total = events.count()
     stamp = timezone.now().strftime("%Y%m%dT%H%M%S")
-    for position, event in enumerate(events.iterator(), start=1):
+    # Ids first, then one event per transaction: on SQLite an open read
+    # cursor across many write transactions made workers see "database is locked".
+    event_ids = list(events.values_list("pk", flat=True))
+    total = len(event_ids)
+    for position, event_id in enumerate(event_ids, start=1):
+        event = InboundEvent.objects.select_related("agent__writeback", "conversation", "meeting").get(pk=event_id)
         report.events += 1
         with transaction.atomic():
             _backfill_event(event, report, dry_run=dry_run, force=force, stamp=stamp)

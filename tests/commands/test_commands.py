@@ -203,3 +203,24 @@ def test_ingest_events_rejects_unreadable_number(tmp_path):
 
     assert "accepted 1, duplicates 0, rejected 1" in output
     assert "line 2 can't be read as JSON" in output
+
+
+def test_create_org_admin_rejects_invalid_email():
+    make_organization("acme")
+    with pytest.raises(CommandError, match="'not-an-email' is not a valid email address"):
+        run("create_org_admin", "not-an-email", org="acme")
+
+
+def test_apply_rejects_repeated_rule(tmp_path):
+    make_organization("acme")
+    rule = {"trigger": "conversation_completed", "program": "Docket Engagement", "status": "Engaged"}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"agents": [{"id": "agt_1", "enrollment_rules": [rule, dict(rule)]}]}))
+
+    with pytest.raises(CommandError, match=r"enrollment_rules\[1\]: repeats rule 1"):
+        run("apply_writeback_config", str(path), org="acme")
+
+
+def test_sandbox_rejects_invalid_port():
+    with pytest.raises(CommandError, match="99999 is not a port number"):
+        run("marketo_sandbox", "--port", "99999")

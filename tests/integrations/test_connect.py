@@ -389,9 +389,12 @@ def test_wrong_secret_after_working_secret(organization, start_sandbox):
 
     message = connect_error(organization, server, client_secret="rotated-wrong")
 
-    assert message == messages.CREDENTIALS_REJECTED
+    assert message == messages.new_credentials_not_saved(messages.CREDENTIALS_REJECTED)
     connection = MarketoConnection.objects.get(organization=organization)
-    assert connection.status == MarketoConnection.Status.NEEDS_ATTENTION
+    # A typo in new credentials must not stop a working writeback.
+    assert connection.status == MarketoConnection.Status.CONNECTED
+    assert connection.get_client_secret() == "docket-demo-secret"
+    assert connection.paused_until is None
     assert connection.last_error == message
 
 

@@ -112,7 +112,9 @@ def test_sixth_rule_refused(client, setup):
 
 def test_five_rules_accepted(client, setup):
     _, agent, _ = setup
-    data = agent_page_data(rules=[rule(status="Engaged") for _ in range(5)])
+    data = agent_page_data(
+        rules=[rule(trigger="custom_criteria", status="Engaged", criteria=f"Segment {number}.") for number in range(5)]
+    )
 
     response = client.post(page_url(agent), data)
 

@@ -140,7 +140,9 @@ def admin_agent_data(agent, *, activity_fields=(), rules=(), writeback_id=None) 
 
 
 def admin_rule(number):
-    return {"rule_key": f"rule-{number}", "trigger": "conversation_completed", "criteria": "",
+    # Distinct criteria, because two rules with the same trigger, program,
+    # status and criteria are rejected as repeats.
+    return {"rule_key": f"rule-{number}", "trigger": "custom_criteria", "criteria": f"Enroll visitors of segment {number}.",
             "program": "Docket Engagement", "status_name": "Engaged"}
 
 

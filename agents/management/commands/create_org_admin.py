@@ -6,6 +6,7 @@ import sys
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -28,6 +29,10 @@ class Command(BaseCommand):
             raise CommandError(f"Organization {options['org']!r} not found; create it with create_organization.")
 
         email = options["email"].strip().lower()
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise CommandError(f"{options['email']!r} is not a valid email address; admins sign in with their email.") from None
         User = get_user_model()
         if User.objects.filter(username=email).exists():
             raise CommandError(f"A user {email!r} already exists.")

@@ -1,5 +1,6 @@
 """Run the bundled Marketo-compatible sandbox server on 127.0.0.1."""
 
+import argparse
 import logging
 import sys
 
@@ -7,6 +8,16 @@ from django.core.management.base import BaseCommand, CommandError
 
 from integrations.marketo.sandbox.seed import SeedError
 from integrations.marketo.sandbox.server import SandboxServer, load_seed
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number; use 0 to 65535.") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number; use 0 to 65535.")
+    return port
 
 
 class Command(BaseCommand):
@@ -19,7 +30,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--port", type=int, default=8701, help="TCP port on 127.0.0.1 (default 8701; 0 picks a free port).")
+        parser.add_argument("--port", type=_port, default=8701, help="TCP port on 127.0.0.1 (default 8701; 0 picks a free port).")
         parser.add_argument("--seed", help="Seed JSON file with API clients, channels, folders, programs, lead fields and leads (default: the bundled demo seed).")
         parser.add_argument("--rate-limit-calls", type=int, help="Calls allowed per rate window (Marketo: 100).")
         parser.add_argument("--rate-window-seconds", type=float, help="Length of the sliding rate window in seconds (Marketo: 20).")
