@@ -7,9 +7,10 @@ dependent record fails with that reason. When no lead sync was ever queued
 queued by email alone.
 """
 
-from agents.models import Visitor
+from agents.models import Conversation, Visitor
 from integrations.models import WritebackRecord
 from integrations.writeback.outcomes import mark_failed, mark_skipped
+from integrations.writeback.row_updates import update_column
 
 Action = WritebackRecord.Action
 Status = WritebackRecord.Status
@@ -28,15 +29,23 @@ def attach_lead_ids(connection, now) -> int:
             status=Status.PENDING,
             marketo_lead_id__isnull=True,
         )
-        .select_related("conversation__visitor")
         .order_by("priority", "created_at")[:LINK_BATCH_SIZE]
     )
     if not waiting:
         return 0
 
-    for record in waiting:
-        if not record.email and record.conversation_id and record.conversation.visitor_id:
-            record.email = record.conversation.visitor.email
+    # Records without an email (a meeting whose conversation arrived later)
+    # take the conversation visitor's. One query serves all of them, because
+    # loading every waiting record's conversation costs more than the rest.
+    without_email = [record for record in waiting if not record.email and record.conversation_id]
+    visitor_emails = dict(
+        Conversation.objects.filter(
+            pk__in={record.conversation_id for record in without_email}, visitor__isnull=False
+        ).values_list("pk", "visitor__email")
+    )
+    for record in without_email:
+        if record.conversation_id in visitor_emails:
+            record.email = visitor_emails[record.conversation_id]
             record.save(update_fields=["email"])
 
     emails = {record.email for record in waiting if record.email}
@@ -87,7 +96,7 @@ def attach_lead_ids(connection, now) -> int:
         _queue_lead_by_email(record)
 
     # One statement for the whole batch instead of one per record.
-    WritebackRecord.objects.bulk_update(linked, ["marketo_lead_id"], batch_size=LINK_BATCH_SIZE)
+    update_column(WritebackRecord, "marketo_lead_id", {record.pk: record.marketo_lead_id for record in linked})
     return failed
 
 

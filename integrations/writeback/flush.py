@@ -69,7 +69,7 @@ def flush_connection(connection_id: int, *, flush_all: bool = False, wait_until=
     report = FlushReport()
     owner = uuid.uuid4().hex
     if not acquire_lease(connection_id, owner):
-        logger.debug("writeback.flush.busy connection=%s", connection_id)
+        logger.info("writeback.flush.busy connection=%s reason=another worker holds the lease", connection_id)
         return report
 
     try:
@@ -85,7 +85,7 @@ def flush_connection(connection_id: int, *, flush_all: bool = False, wait_until=
         logger.info("writeback.flush.start connection=%s org=%s", connection.pk, connection.organization.slug)
         _guard(ctx, lambda: _reconcile_abandoned(ctx))
         _run_until_idle(ctx, flush_all=flush_all, wait_until=wait_until, sleep=sleep)
-        # Live work is done; say why backfill records are still pending.
+        # Live work is done; report why backfill records are still pending.
         report.paused_reason = ctx.backfill_paused
     except ConnectionPaused as pause:
         report.paused_reason = str(pause)
@@ -153,6 +153,14 @@ def _due_records(ctx: FlushContext, action: str, *, flush_all: bool) -> list[Wri
         )
         # Payload building reads these per record; one query each per batch.
         .prefetch_related("agent__field_mappings", "conversation__agent__analysis_fields")
+        # No stage reads the raw event or the first conversation's text, and
+        # decoding them for every record costs more than the rest of a batch.
+        .defer(
+            "event__payload",
+            "conversation__visitor__first_conversation__transcript",
+            "conversation__visitor__first_conversation__summary",
+            "conversation__visitor__first_conversation__post_call_analysis",
+        )
         .order_by("priority", "created_at", "id")[:MAX_BATCH_RECORDS]
     )
     if not records or flush_all or len(records) >= MAX_BATCH_RECORDS:

@@ -20,6 +20,7 @@ from integrations.models import WritebackRecord
 from integrations.writeback import metadata
 from integrations.writeback.context import FlushContext, pack_by_size
 from integrations.writeback.outcomes import mark_failed, mark_succeeded, save_succeeded, schedule_retry
+from integrations.writeback.row_updates import update_column
 from integrations.writeback.values import fit_value
 
 logger = logging.getLogger(__name__)
@@ -206,7 +207,7 @@ def _send_chunk(ctx: FlushContext, chunk, by_email):
 
 
 def _record_leads(ctx: FlushContext, written: list[tuple[str, int, dict]]):
-    """Store each visitor's lead id and the field values written, with one read and one update per batch."""
+    """Store each visitor's lead id and the field values written, with one read and two updates per batch."""
     if not written:
         return
     organization = ctx.connection.organization
@@ -220,10 +221,10 @@ def _record_leads(ctx: FlushContext, written: list[tuple[str, int, dict]]):
         created = Visitor.objects.filter(organization=organization, email__in=[visitor.email for visitor in missing])
         visitors.update({visitor.email: visitor for visitor in created})
 
+    lead_ids, field_writes = {}, {}
     for email, lead_id, new_writes in written:
         visitor = visitors[email]
-        visitor.marketo_lead_id = lead_id
-        visitor.lead_field_writes = {**visitor.lead_field_writes, **new_writes}
-    Visitor.objects.bulk_update(
-        [visitors[email] for email in emails], ["marketo_lead_id", "lead_field_writes"], batch_size=500
-    )
+        lead_ids[visitor.pk] = lead_id
+        field_writes[visitor.pk] = {**visitor.lead_field_writes, **new_writes}
+    update_column(Visitor, "marketo_lead_id", lead_ids)
+    update_column(Visitor, "lead_field_writes", field_writes)

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from integrations.models import WritebackRecord
+from integrations.writeback.row_updates import update_column
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +33,8 @@ def mark_succeeded(record: WritebackRecord, *, lead_id=None, guid: str = "", not
 def save_succeeded(records: list[WritebackRecord]):
     """Save records marked with `mark_succeeded(..., save=False)` with a few statements for the whole batch.
 
-    The fields every record shares go in one UPDATE per note; only the lead
-    ids and GUIDs, which differ per record, go through `bulk_update`, whose
-    CASE expression costs CPU per field and record.
+    The fields every record shares go in one UPDATE per note, and the lead
+    ids and GUIDs, which differ per record, in one UPDATE each.
     """
     if not records:
         return
@@ -50,10 +50,13 @@ def save_succeeded(records: list[WritebackRecord]):
 
     # Dependent records had their lead id stored when it was attached, so
     # only lead records carry a new one.
-    with_lead_ids = [record for record in records if record.action == WritebackRecord.Action.LEAD and record.marketo_lead_id]
-    WritebackRecord.objects.bulk_update(with_lead_ids, ["marketo_lead_id"], batch_size=500)
-    with_guids = [record for record in records if record.marketo_guid]
-    WritebackRecord.objects.bulk_update(with_guids, ["marketo_guid"], batch_size=500)
+    lead_ids = {
+        record.pk: record.marketo_lead_id
+        for record in records
+        if record.action == WritebackRecord.Action.LEAD and record.marketo_lead_id
+    }
+    update_column(WritebackRecord, "marketo_lead_id", lead_ids)
+    update_column(WritebackRecord, "marketo_guid", {record.pk: record.marketo_guid for record in records if record.marketo_guid})
 
 
 def mark_skipped(record: WritebackRecord, reason: str, *, code: str = ""):

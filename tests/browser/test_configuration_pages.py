@@ -125,7 +125,8 @@ def test_customer_connects_and_configures_agent(page, screenshot, live_server, m
 
 def five_rules(organization, agent):
     rules = [
-        {"id": f"rule-{number}", "trigger": "conversation_completed", "program": "Docket Engagement", "status": "Engaged"}
+        {"id": f"rule-{number}", "trigger": "custom_criteria", "criteria": f"Enroll visitors of segment {number}.",
+         "program": "Docket Engagement", "status": "Engaged"}
         for number in range(1, 6)
     ]
     apply_config(organization, {"agents": [{"id": agent.external_id, "enrollment_rules": rules}]})
