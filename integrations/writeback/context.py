@@ -20,6 +20,8 @@ class FlushReport:
     retried: dict[str, int] = field(default_factory=dict)
     batches: int = 0
     paused_reason: str = ""
+    # True when the flush stopped at its time budget with work still due.
+    stopped_early: bool = False
 
     def count(self, bucket: str, action: str, amount: int = 1):
         counts = getattr(self, bucket)

@@ -59,12 +59,17 @@ class ConnectionPaused(Exception):
     """The connection can't send now; its records stay pending."""
 
 
-def flush_connection(connection_id: int, *, flush_all: bool = False, wait_until=None, sleep=time.sleep) -> FlushReport:
+def flush_connection(
+    connection_id: int, *, flush_all: bool = False, wait_until=None, run_until=None, sleep=time.sleep
+) -> FlushReport:
     """Send what is due for one connection; return counts of what happened.
 
     `flush_all` ignores the batch window (used by `drain_writeback`).
     `wait_until` lets the flush wait for records that become due before that
     time (a batch window, a short backoff) instead of returning at once.
+    `run_until` is a time budget: the flush stops starting new batches after
+    it and sets `stopped_early`, so a task ends before the queue's timeout
+    kills it mid-batch.
     """
     report = FlushReport()
     owner = uuid.uuid4().hex
@@ -84,7 +89,7 @@ def flush_connection(connection_id: int, *, flush_all: bool = False, wait_until=
         )
         logger.info("writeback.flush.start connection=%s org=%s", connection.pk, connection.organization.slug)
         _guard(ctx, lambda: _reconcile_abandoned(ctx))
-        _run_until_idle(ctx, flush_all=flush_all, wait_until=wait_until, sleep=sleep)
+        _run_until_idle(ctx, flush_all=flush_all, wait_until=wait_until, run_until=run_until, sleep=sleep)
         # Live work is done; report why backfill records are still pending.
         report.paused_reason = ctx.backfill_paused
     except ConnectionPaused as pause:
@@ -115,9 +120,13 @@ def _check_runnable(connection: MarketoConnection):
         raise ConnectionPaused("The Marketo connection setup is incomplete; run setup again.")
 
 
-def _run_until_idle(ctx: FlushContext, *, flush_all: bool, wait_until, sleep):
+def _run_until_idle(ctx: FlushContext, *, flush_all: bool, wait_until, run_until=None, sleep):
     while True:
         ctx.now = timezone.now()
+        if run_until is not None and ctx.now >= run_until:
+            ctx.report.stopped_early = True
+            logger.info("writeback.flush.time_budget_reached connection=%s", ctx.connection.pk)
+            return
         progressed = _guard(ctx, lambda: attach_lead_ids(ctx.connection, ctx.now)) or False
         for action in STAGE_ORDER:
             if _run_stage(ctx, action, flush_all=flush_all):

@@ -24,7 +24,12 @@ def flush_connection_task(connection_id: int):
     connection = MarketoConnection.objects.filter(pk=connection_id).first()
     window = batch_window(connection) if connection is not None else timedelta(0)
     wait_until = timezone.now() + window + timedelta(seconds=1)
-    report = flush_connection(connection_id, wait_until=wait_until)
+    # Stop a minute before django-q2's task timeout, which would kill the
+    # worker mid-batch, and queue a fresh task for the rest of a backlog.
+    run_until = timezone.now() + timedelta(seconds=max(30, settings.Q_CLUSTER.get("timeout", 300) - 60))
+    report = flush_connection(connection_id, wait_until=wait_until, run_until=run_until)
+    if report.stopped_early:
+        queue_flush(connection_id)
     return {
         "written": report.written,
         "skipped": report.skipped,

@@ -207,3 +207,21 @@ def test_cookie_of_another_munchkin_is_not_associated(connected, sandbox):
 
     assert not WritebackRecord.objects.filter(action=WritebackRecord.Action.ASSOCIATE).exists()
     assert lead_by_email(sandbox, "ada@example.org")["cookies"] == []
+
+
+def test_flush_stops_at_time_budget_and_resumes(connected, sandbox):
+    from django.utils import timezone
+
+    from integrations.models import MarketoConnection
+    from integrations.writeback.flush import flush_connection
+
+    ingest_events(connected, sample_events())
+    connection = MarketoConnection.objects.get(organization=connected)
+
+    stopped = flush_connection(connection.pk, flush_all=True, run_until=timezone.now())
+
+    assert stopped.stopped_early
+    assert stopped.written == {}
+    report = drain(connected, timeout_seconds=60)
+    assert report.pending == 0
+    assert activities_by_type(sandbox) == {"docketConversation": 24, "docketMeetingBooked": 15}
