@@ -10,12 +10,14 @@ import logging
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
 from integrations.audit import record_change
+from integrations.marketo.activity_attributes import AttributeRemovalError, attribute_usage, remove_unused_attribute
 from integrations.marketo.client import MarketoClient
 from integrations.marketo.connect import ConnectionFlowError, check_connection, run_setup
 from integrations.marketo.exceptions import MarketoError
@@ -118,10 +120,12 @@ def usage_summary(connection: MarketoConnection) -> str:
         return "—"
     used = calls_today(connection)
     link = reverse("admin:integrations_marketoconnection_usage", args=[connection.pk])
+    attributes_link = reverse("admin:integrations_marketoconnection_attributes", args=[connection.pk])
     return format_html(
-        '{} calls today of the {} daily quota; Docket\'s budget is {} ({}%). <a href="{}">Usage report</a>',
+        '{} calls today of the {} daily quota; Docket\'s budget is {} ({}%). <a href="{}">Usage report</a>'
+        ' · <a href="{}">Activity attributes</a>',
         f"{used:,}", f"{connection.daily_quota:,}", f"{connection.daily_budget:,}",
-        connection.docket_quota_percent, link,
+        connection.docket_quota_percent, link, attributes_link,
     )
 
 
@@ -208,7 +212,48 @@ class MarketoConnectionAdmin(ConnectionDetailsMixin, admin.ModelAdmin):
             self.admin_site.admin_view(self.usage_view),
             name="integrations_marketoconnection_usage",
         )
-        return [usage, *super().get_urls()]
+        attributes = path(
+            "<path:object_id>/activity-attributes/",
+            self.admin_site.admin_view(self.attributes_view),
+            name="integrations_marketoconnection_attributes",
+        )
+        return [usage, attributes, *super().get_urls()]
+
+    def attributes_view(self, request, object_id):
+        """The Docket Conversation attributes in Marketo, who writes each, and removal of unused ones."""
+        connection = get_object_or_404(MarketoConnection.objects.select_related("organization"), pk=object_id)
+        if not self.has_view_permission(request, connection):
+            raise PermissionDenied
+
+        if request.method == "POST":
+            if not self.has_change_permission(request, connection):
+                raise PermissionDenied
+            api_name = request.POST.get("api_name", "")
+            try:
+                remove_unused_attribute(connection, api_name, actor=request.user.get_username())
+            except AttributeRemovalError as error:
+                self.message_user(request, str(error), level=messages.ERROR)
+            else:
+                self.message_user(request, f"Removed {api_name} from the Docket Conversation activity type.")
+            return HttpResponseRedirect(request.path)
+
+        rows, marketo_error = [], ""
+        try:
+            rows = attribute_usage(connection)
+        except MarketoError as error:
+            marketo_error = f"The activity type could not be read from Marketo: {error}"
+            logger.warning("admin.attributes_read_failed connection=%s error=%s", connection.pk, error)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Docket Conversation attributes of {connection}",
+            "opts": self.model._meta,
+            "original": connection,
+            "connection": connection,
+            "rows": rows,
+            "slots_used": len(rows),
+            "marketo_error": marketo_error,
+        }
+        return TemplateResponse(request, "admin/integrations/marketoconnection/attributes.html", context)
 
     def usage_view(self, request, object_id):
         """Docket's calls today against the quota and its budget, and Marketo's own usage report."""
