@@ -7,6 +7,7 @@ counts Marketo calls only from the end of that setup.
 
 import contextlib
 import itertools
+import multiprocessing
 import statistics
 import threading
 import time
@@ -22,6 +23,8 @@ DRAIN_TIMEOUT_SECONDS = 1800
 STEADY_SETTLE_TIMEOUT_SECONDS = 120
 # Pause between two flush tasks of the steady run's worker, as django-q2's poll interval.
 WORKER_POLL_SECONDS = 0.5
+# Maximum seconds a worker process may take to finish its flush task and exit.
+WORKER_STOP_TIMEOUT_SECONDS = 360
 
 
 def prepare_connection(sandbox_url: str):
@@ -79,6 +82,72 @@ class FlushWorker:
             db_connection.close()
 
 
+def _flush_worker_process(connection_id: int, stop, results):
+    """Run the flush task over and over in a spawned process until `stop` is set.
+
+    Put the number of SQL statements it ran and the process's peak RSS on
+    the `results` queue. The process inherits DATABASE_URL and the other
+    settings from the benchmark's environment, so it works on the same
+    database as the ingest, as a django-q2 worker process does.
+    """
+    import django
+
+    django.setup()
+
+    from django.db import connection as db_connection
+
+    from integrations.writeback.tasks import flush_connection_task
+
+    queries = QueryCounter()
+    try:
+        with queries.installed():
+            while not stop.is_set():
+                flush_connection_task(connection_id)
+                stop.wait(WORKER_POLL_SECONDS)
+    finally:
+        db_connection.close()
+        results.put({"queries": queries.count, "peak_rss_bytes": peak_rss_bytes()})
+
+
+class FlushWorkerProcess:
+    """A separate process that runs the flush task again and again, as a django-q2 worker process does.
+
+    Unlike `FlushWorker`, it doesn't share the ingest's interpreter lock, so
+    ingest and flush can run on two cores at once, as the web and worker
+    processes of a deployment do.
+    """
+
+    def __init__(self, connection_id: int):
+        # Spawn, not fork: a forked child would inherit the parent's open
+        # database connection and Django state.
+        context = multiprocessing.get_context("spawn")
+        self.stop = context.Event()
+        self.results = context.Queue()
+        self.process = context.Process(
+            target=_flush_worker_process,
+            args=(connection_id, self.stop, self.results),
+            name="bench-flush-worker-process",
+        )
+        self.queries = 0
+        self.peak_rss_bytes = 0
+
+    def __enter__(self):
+        self.process.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop.set()
+        # The current flush task ends first: it stops starting batches after
+        # its time budget (django-q2's 300 s timeout minus 60 s).
+        result = self.results.get(timeout=WORKER_STOP_TIMEOUT_SECONDS)
+        self.process.join(timeout=WORKER_STOP_TIMEOUT_SECONDS)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(timeout=10)
+        self.queries = result["queries"]
+        self.peak_rss_bytes = result["peak_rss_bytes"]
+
+
 def wait_until_settled(timeout_seconds: float) -> int:
     """Wait until no writeback record is pending or in flight; return how many still are."""
     from integrations.models import WritebackRecord
@@ -92,11 +161,13 @@ def wait_until_settled(timeout_seconds: float) -> int:
     return open_records.count()
 
 
-def run_bulk(sandbox, count: int, *, with_worker: bool = False) -> dict:
+def run_bulk(sandbox, count: int, *, with_worker: bool = False, worker_process: bool = False) -> dict:
     """Ingest `count` conversations in webhook-sized requests, then drain the writeback.
 
     `with_worker` flushes with a worker thread running the flush task during
     the ingest, as production workers do, instead of draining afterwards.
+    `worker_process` runs that worker in a separate process instead of a
+    thread, as a deployment's django-q2 workers run apart from the web process.
     """
     from agents.ingest import ingest_events
     from integrations.writeback.drain import drain
@@ -105,7 +176,12 @@ def run_bulk(sandbox, count: int, *, with_worker: bool = False) -> dict:
     setup_usage = sandbox.state()["usage"]
     baseline_rss = rss_bytes()
     ingest_queries, flush_queries = QueryCounter(), QueryCounter()
-    worker = FlushWorker(connection.pk, flush_queries) if with_worker else contextlib.nullcontext()
+    if worker_process:
+        worker = FlushWorkerProcess(connection.pk)
+    elif with_worker:
+        worker = FlushWorker(connection.pk, flush_queries)
+    else:
+        worker = contextlib.nullcontext()
 
     started = time.time()
     with worker:
@@ -115,13 +191,15 @@ def run_bulk(sandbox, count: int, *, with_worker: bool = False) -> dict:
                 ingest_events(organization, chunk)
         ingested = time.time()
 
-        if with_worker:
+        if with_worker or worker_process:
             pending = wait_until_settled(DRAIN_TIMEOUT_SECONDS)
         else:
             with flush_queries.installed():
                 pending = drain(organization, timeout_seconds=DRAIN_TIMEOUT_SECONDS).pending
     drained = time.time()
     peak_rss = peak_rss_bytes()
+    if worker_process:
+        flush_queries.count = worker.queries
 
     state = sandbox.state()
     activities = state["activities"]
@@ -130,8 +208,10 @@ def run_bulk(sandbox, count: int, *, with_worker: bool = False) -> dict:
     calls = counted_calls(state) - setup_calls
     return {
         "conversations": count,
-        "flush": "worker during ingest" if with_worker else "drain after ingest",
+        "flush": _flush_mode(with_worker, worker_process),
         "activities": len(activities),
+        # How far a worker kept up with the ingest; a drain starts after it, so 0.
+        "activities_by_end_of_ingest": sum(1 for activity in activities if activity["createdAt"] <= ingested),
         "pending_after": pending,
         "setup_calls": setup_calls,
         "calls": calls,
@@ -146,7 +226,16 @@ def run_bulk(sandbox, count: int, *, with_worker: bool = False) -> dict:
         "baseline_rss_mib": baseline_rss / 2**20,
         "peak_rss_mib": peak_rss / 2**20,
         "peak_growth_mib": (peak_rss - baseline_rss) / 2**20,
+        "worker_process_peak_rss_mib": worker.peak_rss_bytes / 2**20 if worker_process else None,
     }
+
+
+def _flush_mode(with_worker: bool, worker_process: bool) -> str:
+    if worker_process:
+        return "worker process during ingest"
+    if with_worker:
+        return "worker thread during ingest"
+    return "drain after ingest"
 
 
 def run_one_at_a_time(sandbox, count: int) -> dict:

@@ -10,6 +10,10 @@ sandbox process (Marketo's limits: 100 calls per 20 s, 10 concurrent,
   size in --bulk (two sizes show whether memory grows with N);
 - bulk_worker: the same ingest while a worker thread runs the flush task,
   as production workers do, once per size in --bulk-worker;
+- bulk_worker_process: the same ingest while a separate worker process
+  (spawned, with its own database connection) runs the flush task, as the
+  web and django-q2 worker processes of a deployment do, once per size in
+  --bulk-worker-process;
 - one-at-a-time: conversations ingested and flushed one event at a time
   with the batch window at 0;
 - steady: conversations ingested at --steady-rate per second for
@@ -53,6 +57,7 @@ def main() -> int:
     parser.add_argument("--redis-url", help="Redis URL for the shared rate limiter and the broker; default: none (database limiter, ORM broker).")
     parser.add_argument("--bulk", default="2000,10000", help="Comma-separated conversation counts for bulk runs (default 2000,10000); empty skips them.")
     parser.add_argument("--bulk-worker", default="10000", help="Comma-separated conversation counts for bulk runs flushed by a worker during the ingest (default 10000); empty skips them.")
+    parser.add_argument("--bulk-worker-process", default="10000", help="Comma-separated conversation counts for bulk runs flushed by a separate worker process during the ingest (default 10000); empty skips them.")
     parser.add_argument("--single", type=int, default=300, help="Conversations in the one-at-a-time run (default 300; 0 skips it).")
     parser.add_argument("--steady-rate", type=float, default=5.0, help="Conversations per second in the steady run (default 5).")
     parser.add_argument("--steady-seconds", type=float, default=120.0, help="Length of the steady run in seconds (default 120; 0 skips it).")
@@ -68,6 +73,11 @@ def main() -> int:
 
     runs = [{"scenario": "bulk", "count": int(size)} for size in options.bulk.split(",") if size.strip()]
     runs += [{"scenario": "bulk_worker", "count": int(size)} for size in options.bulk_worker.split(",") if size.strip()]
+    runs += [
+        {"scenario": "bulk_worker_process", "count": int(size)}
+        for size in options.bulk_worker_process.split(",")
+        if size.strip()
+    ]
     if options.single:
         runs.append({"scenario": "one_at_a_time", "count": options.single})
     if options.steady_seconds:
@@ -155,6 +165,8 @@ def _measure(run: dict, sandbox) -> dict:
         return scenarios.run_bulk(sandbox, run["count"])
     if run["scenario"] == "bulk_worker":
         return scenarios.run_bulk(sandbox, run["count"], with_worker=True)
+    if run["scenario"] == "bulk_worker_process":
+        return scenarios.run_bulk(sandbox, run["count"], worker_process=True)
     if run["scenario"] == "one_at_a_time":
         return scenarios.run_one_at_a_time(sandbox, run["count"])
     return scenarios.run_steady(sandbox, run["rate"], run["seconds"])
@@ -209,7 +221,7 @@ def _summary(results: list[dict]) -> str:
         f"{CALLS_PER_BATCH} calls per {RECORDS_PER_CALL} conversations = {bound:.1f} conversations/s."
     )
     for result in results:
-        if result["scenario"] in ("bulk", "bulk_worker"):
+        if result["scenario"] in ("bulk", "bulk_worker", "bulk_worker_process"):
             rows.append(
                 f"{result['scenario']} {result['conversations']} on {result['database']}: "
                 f"{result['conversations_per_second'] / bound:.0%} of that bound."
