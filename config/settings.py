@@ -144,8 +144,8 @@ MARKETO_BACKOFF_MAX_SECONDS = env.float("MARKETO_BACKOFF_MAX_SECONDS", default=3
 # Attempts of one writeback record before it is dead-lettered.
 WRITEBACK_MAX_ATTEMPTS = env.int("WRITEBACK_MAX_ATTEMPTS", default=6)
 
-# A pending record is sent when its batch holds 300 records or its oldest
-# record has waited this long.
+# A pending record is sent when its batch has 300 records or its oldest
+# record has waited this long (stretched to stay inside the daily budget).
 WRITEBACK_BATCH_WINDOW_SECONDS = env.float("WRITEBACK_BATCH_WINDOW_SECONDS", default=3.0)
 
 # A meeting whose booking conversation has not arrived waits this long for it.
@@ -189,8 +189,8 @@ REDIS_URL = env.str("REDIS_URL", default="")
 Q_CLUSTER = {
     "name": "docket",
     "workers": env.int("Q_WORKERS", default=2),
-    # A flush holds a connection for at most a few minutes; `retry` must be
-    # longer than `timeout`, or django-q2 starts a second copy of a slow task.
+    # A flush task stops a minute before `timeout`. `retry` must be longer
+    # than `timeout`, or django-q2 starts a second copy of a slow task.
     "timeout": 300,
     "retry": 360,
     # Tasks are idempotent and the database is the queue of record, so a

@@ -1,9 +1,9 @@
 """A per-connection lease so one worker at a time sends a connection's batches.
 
-Sending a connection's batches from one worker at a time keeps two workers
-from upserting the same email concurrently (which Marketo documents as a
-cause of duplicate leads) and lets the exactly-once protocol assume that a
-batch left in flight belongs to a worker that is gone once its lease lapses.
+One worker at a time sends a connection's batches. Marketo documents that
+two upserts of the same email sent concurrently can create duplicate leads,
+and the exactly-once protocol relies on a batch left in flight belonging to
+a worker that is gone once its lease lapses.
 """
 
 from datetime import timedelta

@@ -32,7 +32,7 @@ class EnrollmentConfigurationError(Exception):
 
 def run_enrollment_batch(ctx: FlushContext, records: list[WritebackRecord]):
     """Write program statuses for these records, grouped by program and status."""
-    # What this product knows of the batch's leads, read once for the batch.
+    # The statuses this product recorded for the batch's leads, read once for the batch.
     memberships = {
         (membership.program_id, membership.marketo_lead_id): membership
         for membership in ProgramMembership.objects.filter(
@@ -79,7 +79,7 @@ def run_enrollment_batch(ctx: FlushContext, records: list[WritebackRecord]):
 def _resolve_target(ctx: FlushContext, record: WritebackRecord, memberships: dict):
     """Return (record, program id, status, step), or None when the record was settled here.
 
-    `memberships` holds the known ProgramMembership rows by (program id, lead id).
+    `memberships` contains the recorded ProgramMembership rows by (program id, lead id).
     The caller stores a program id this sets on the record.
     """
     rule = record.enrollment_rule
