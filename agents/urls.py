@@ -5,10 +5,11 @@ from django.urls import path
 from django.views.generic import RedirectView
 
 from agents.views import agent_config, integration
+from agents.views.sign_in import SignInView
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="settings-home", permanent=False)),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", SignInView.as_view(), name="login"),
     # LogoutView accepts POST only (Django 5), so signing out needs the CSRF token.
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("settings/", integration.settings_home, name="settings-home"),

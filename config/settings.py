@@ -120,6 +120,10 @@ LOGIN_REDIRECT_URL = "settings-home"
 LOGOUT_REDIRECT_URL = "login"
 
 SESSION_COOKIE_HTTPONLY = True
+
+# Failed sign-ins allowed per username and address before a lockout, and its length.
+SIGN_IN_MAX_FAILURES = env.int("SIGN_IN_MAX_FAILURES", default=10)
+SIGN_IN_LOCKOUT_SECONDS = env.int("SIGN_IN_LOCKOUT_SECONDS", default=15 * 60)
 CSRF_COOKIE_HTTPONLY = False
 
 # --- Marketo ---------------------------------------------------------------
