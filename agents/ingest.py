@@ -206,11 +206,11 @@ def _store_conversation(organization: Organization, agent: Agent, data: dict) ->
 
 
 def _lock_visitor(organization: Organization, email: str) -> Visitor:
-    # Insert the visitor unless it exists (two statements where get_or_create
-    # takes four for a new visitor), then lock the row so two conversations
-    # of one visitor stored at the same time can't both compute a stale count
-    # (PostgreSQL; SQLite serializes writers). A concurrent insert of the same
-    # email waits on the unique constraint until the other transaction ends.
+    # Insert the visitor unless it exists: two statements, where get_or_create
+    # takes four for a new visitor. Then lock the row, so two conversations of
+    # one visitor stored at the same time can't both compute a stale count.
+    # The lock matters on PostgreSQL; SQLite already serializes writers. A
+    # concurrent insert of the same email waits on the unique constraint.
     Visitor.objects.bulk_create([Visitor(organization=organization, email=email)], ignore_conflicts=True)
     return Visitor.objects.select_for_update().get(organization=organization, email=email)
 

@@ -47,7 +47,7 @@ SOURCE_DATA_TYPES = {
 
 
 def static_source_keys() -> list[str]:
-    """Every source key that doesn't depend on the agent's post-call analysis fields."""
+    """Return every source key that doesn't depend on the agent's post-call analysis fields."""
     return list(SOURCE_DATA_TYPES)
 
 

@@ -88,9 +88,10 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'docket.sqlite3'}"),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Several processes (web, workers, drain) share one SQLite file: wait for
-    # a lock instead of failing at once, and take the write lock when a
-    # transaction starts so two writers never deadlock on an upgrade.
+    # Several processes (web, workers, drain) share one SQLite file. Each
+    # waits up to 30 s for a lock instead of failing at once, and takes the
+    # write lock when a transaction starts, so two writers can't deadlock
+    # while both upgrade a read lock.
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].setdefault("timeout", 30)
     DATABASES["default"]["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")

@@ -150,7 +150,7 @@ def _parse_completion(completion) -> Verdict:
 
     if choice.message.refusal:
         raise CriteriaEvaluationError(
-            f"The model {model!r} refused to judge the criteria: {str(choice.message.refusal)[:300]}"
+            f"The model {model!r} returned a refusal instead of a decision: {str(choice.message.refusal)[:300]}"
         )
     if choice.finish_reason == "length":
         raise CriteriaEvaluationError(
@@ -190,7 +190,7 @@ def _check_answer(answer, model: str) -> None:
     """Raise CriteriaEvaluationError unless `answer` matches DECISION_SCHEMA and has a reason."""
     if not isinstance(answer, dict):
         raise CriteriaEvaluationError(
-            f"The model {model!r} output is a JSON {type(answer).__name__}, expected an object "
+            f"The model {model!r} returned a JSON {type(answer).__name__}, expected an object "
             "with enroll, reason and evidence."
         )
 

@@ -99,7 +99,7 @@ class EnrollmentDecision(models.Model):
 
 
 class ProgramMembership(models.Model):
-    """The highest program status this product knows a lead has reached.
+    """The highest program status this product has recorded for a lead.
 
     Used to skip a status write locally when the lead is already at the same
     or a later step, and to explain why a lead was or wasn't enrolled.

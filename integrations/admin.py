@@ -220,7 +220,7 @@ class MarketoConnectionAdmin(ConnectionDetailsMixin, admin.ModelAdmin):
         return [usage, attributes, *super().get_urls()]
 
     def attributes_view(self, request, object_id):
-        """The Docket Conversation attributes in Marketo, who writes each, and removal of unused ones."""
+        """Show the Docket Conversation attributes in Marketo and the agents writing each; remove an unused one on POST."""
         connection = get_object_or_404(MarketoConnection.objects.select_related("organization"), pk=object_id)
         if not self.has_view_permission(request, connection):
             raise PermissionDenied

@@ -126,7 +126,7 @@ class MarketoConnection(models.Model):
 class WritebackRecord(models.Model):
     """One write to Marketo for one event: the queue of record.
 
-    A task carries only ids; a worker claims pending records, sends them in
+    A task carries only ids. A worker claims pending records, sends them in
     batches and records the outcome here, so work lost with a worker or a
     broker message is found again by the periodic sweep.
     """
@@ -242,7 +242,7 @@ class ApiUsageDay(models.Model):
     connection = models.ForeignKey(MarketoConnection, on_delete=models.CASCADE, related_name="usage_days")
     day = models.DateField()
     calls = models.PositiveIntegerField(default=0)
-    # Calls answered with 601, 602, 604, 605, 608 or 611, which Marketo doesn't count.
+    # Calls that failed with 601, 602, 604, 605, 608 or 611, which Marketo doesn't count.
     uncounted_calls = models.PositiveIntegerField(default=0)
     errors = models.PositiveIntegerField(default=0)
 

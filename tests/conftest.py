@@ -10,7 +10,7 @@ _real_connect = socket.socket.connect
 
 def _loopback_only_connect(sock, address, *args, **kwargs):
     # Tests talk to the sandbox, PostgreSQL, Redis and test servers on this
-    # machine only; a wrong base URL or a forgotten stub fails here instead
+    # machine only. A wrong base URL or a forgotten stub fails here instead
     # of reaching another host.
     if sock.family in (socket.AF_INET, socket.AF_INET6):
         host = address[0]

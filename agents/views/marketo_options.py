@@ -1,4 +1,4 @@
-"""What the agent's Marketo page reads from the live instance: slots, lead fields, programs, statuses.
+"""Live Marketo options for the agent's Marketo page: slots, lead fields, programs, statuses.
 
 Every read is optional. When the organization is not connected or Marketo
 can't be reached, the page still renders with the saved values and explains

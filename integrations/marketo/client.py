@@ -364,7 +364,7 @@ class MarketoClient(MarketoEndpointsMixin):
         )
         if unclear and not idempotent:
             return MarketoOutcomeUnknownError(
-                f"Marketo {method} {path} may or may not have been applied ({code or _describe(answer)}). "
+                f"The outcome of Marketo {method} {path} is unknown ({code or _describe(answer)}): it may have been applied. "
                 "It is not resent automatically; check the records in Marketo before sending them again.",
                 code=code,
                 **context,

@@ -57,8 +57,8 @@ logger = logging.getLogger(__name__)
 MARKETING_ACTIVITIES = "Marketing Activities"
 
 # Share of the daily quota that other API users may have taken before the
-# flow warns. The setup guide asks customers to confirm that the quota isn't
-# heavily used, and Docket's own default share is half the quota.
+# flow warns. The setup guide requires customers to confirm that the quota
+# isn't heavily used, and Docket's own default share is half the quota.
 USAGE_WARNING_PERCENT = 50
 
 # Channel `applicableProgramType` codes and the program type to send on
@@ -492,8 +492,8 @@ class _ConnectionFlow:
 
         # A channel serves only programs of its applicable type (Marketo's
         # documented rule), so the channel decides the program type. The setup
-        # guide says "type: Engagement" but has the admin create the channel
-        # for Default programs; following the channel keeps the create valid.
+        # guide names "type: Engagement" but has the admin create the channel
+        # for Default programs. Following the channel keeps the create valid.
         code = str(channel.get("applicableProgramType") or "").strip()
         program_type = PROGRAM_TYPE_BY_CHANNEL_CODE.get(code.lower())
         if not program_type:

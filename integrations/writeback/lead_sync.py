@@ -163,8 +163,8 @@ def _send_chunk(ctx: FlushContext, chunk, by_email):
     # so dead-lettering a lone record would hide a cause every later lead shares.
     if results and all(not result.ok for result in results) and skipped_codes <= CONFIGURATION_CODES:
         message = results[0].reasons[0].message if results[0].reasons else "unknown field"
-        # The cached describe still lists the field Marketo no longer has;
-        # read it again after the pause, so the field is left out from then on.
+        # The cached describe still lists the field Marketo no longer has.
+        # Dropping the cache makes the next flush read it again and leave the field out.
         metadata.forget(ctx.connection, "lead_fields")
         raise LeadConfigurationError(
             f"Marketo rejected every lead in a batch: {message}. Check the agent's field updates "

@@ -1,11 +1,11 @@
 """How long a pending write waits for others to share its Marketo calls.
 
 A batch is sent when it contains 300 records or its oldest record has waited
-the batch window. The window is at least WRITEBACK_BATCH_WINDOW_SECONDS and
-at least the paced interval of the connection's daily budget
-(`quota.paced_interval_seconds`, 13.8 s with the default budget), so a
-steady stream of conversations never spends more than Docket's share of the
-quota before the quota day ends. A full batch goes at once, because it
+the batch window. The window is at least WRITEBACK_BATCH_WINDOW_SECONDS.
+It is also at least the paced interval of the connection's daily budget
+(`quota.paced_interval_seconds`, 13.8 s with the default budget). A steady
+stream of conversations therefore stays within Docket's share of the quota
+until the quota day ends. A full batch goes at once, because it
 already costs the fewest calls per record.
 """
 

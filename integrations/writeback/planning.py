@@ -1,4 +1,4 @@
-"""Turning a stored event into the Marketo writes its agent's configuration asks for.
+"""Planning of the Marketo writes that a stored event's agent configuration requires.
 
 Each write is one WritebackRecord with a dedupe key that names the write
 itself (the conversation's activity, a rule's enrollment of a meeting), so

@@ -1,8 +1,8 @@
 """Fitting values into Marketo's field limits before they are sent.
 
 Limits from Marketo's field-type documentation: string, link, email and
-phone fields hold 255 characters; text fields 30,000 bytes of UTF-8; one
-activity's attributes together at most 65,536 bytes. Cut values keep whole
+phone fields take 255 characters, and text fields 30,000 bytes of UTF-8.
+One activity's attributes together take at most 65,536 bytes. Cut values keep whole
 characters and end with "…"; the full value stays in this product's database.
 """
 

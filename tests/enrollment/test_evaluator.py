@@ -189,7 +189,7 @@ def test_malformed_json_raises(fake_openai, rule, conversation):
 def test_refusal_raises(fake_openai, rule, conversation):
     fake_openai.script(completion(None, refusal="I can't help with that request."))
 
-    with pytest.raises(CriteriaEvaluationError, match="refused") as raised:
+    with pytest.raises(CriteriaEvaluationError, match="returned a refusal") as raised:
         evaluate_criteria(rule, conversation)
 
     assert "I can't help with that request." in str(raised.value)
@@ -207,7 +207,7 @@ def test_refusal_raises(fake_openai, rule, conversation):
         ('{"enroll": true, "reason": "Matches.", "evidence": "pricing"}', "not a list of strings"),
         ('{"enroll": true, "reason": "Matches.", "evidence": [1, 2]}', "not a list of strings"),
         ('{"enroll": true, "reason": "Matches.", "evidence": [], "score": 9}', "unexpected keys score"),
-        ('[true, "Matches.", []]', "output is a JSON list"),
+        ('[true, "Matches.", []]', "returned a JSON list"),
         ("", "empty content"),
     ],
 )

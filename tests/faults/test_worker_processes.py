@@ -56,7 +56,7 @@ def wait_for(condition, timeout: float, message: str):
 def test_killed_after_apply_writes_once(worker_db, sandbox):
     prepared = worker_db.prepare(conversations(5, "kill"))
     assert prepared["accepted"] == 5
-    # The sandbox stores the activities, then holds the response: the worker
+    # The sandbox stores the activities, then delays the response: the worker
     # is inside the call when it dies, with the batch marked in flight.
     control(sandbox, "faults", {"path": ACTIVITIES_PATH, "method": "POST", "delay_after_apply_seconds": 30})
 

@@ -3,7 +3,7 @@
 Each `WorkerDatabase` is a fresh database of its own: a SQLite file, or a new
 PostgreSQL database on the server in DATABASE_URL (dropped afterwards). The
 processes run `manage.py` commands against it; the sandbox stays in the test
-process, so the test sees every call Marketo would have received.
+process, so the test can inspect every call Marketo would have received.
 """
 
 import json

@@ -110,8 +110,8 @@ def _validate_fault(spec: dict) -> dict:
         "http_status": http_status,
         "mode": mode,
         "delay_seconds": float(delay),
-        # Applied, then held: the caller is still waiting when the sandbox
-        # already holds the write, which is where a killed worker is hardest.
+        # Applied, then delayed: the caller is still waiting after the
+        # sandbox stored the write, the hardest moment for a worker to die.
         "delay_after_apply_seconds": float(delay_after),
     }
 

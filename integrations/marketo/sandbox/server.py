@@ -8,7 +8,7 @@ Checks for `/rest/...` run in this order:
   5. 610 for an unknown path.
   6. 603 from the API client's role.
   7. Injected faults, then the endpoint itself.
-Unknown `/rest` paths are answered with HTTP 200 and code 610, following
+Unknown `/rest` paths get HTTP 200 with code 610, following
 Marketo's rule that API failures come back as HTTP 200.
 
 The access log prints method, path without query string, and status only,
