@@ -1,17 +1,21 @@
 """Storing Docket events and queueing their writeback.
 
-Each event is stored with its writeback records in one transaction, so an
-event is either fully accepted or not at all, and one bad event never costs
-the valid events beside it. The flush task is queued only after commit, so
-no worker looks for rows that don't exist yet.
+Conversation events that follow each other in a request are stored as one
+run, in one transaction with set-based statements (agents.conversation_run).
+Meeting events, which update shared meeting rows in order, are stored one
+transaction each. When a run's transaction fails, its events are stored one
+transaction each instead, so an event is either fully accepted or not at
+all, and one conflicting event never costs the valid events beside it. The
+flush task is queued only after commit, so no worker looks for rows that
+don't exist yet.
 """
 
 import logging
 from dataclasses import dataclass, field
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 
-from agents.attribution import resolve_attribution
+from agents.conversation_run import new_conversation, store_conversation_run
 from agents.event_validation import InvalidEvent, ValidEvent, validate_event
 from agents.models import (
     Agent,
@@ -22,8 +26,14 @@ from agents.models import (
     Organization,
     Visitor,
 )
+from agents.visitor_touches import refresh_visitor_touches
 
 logger = logging.getLogger(__name__)
+
+# Maximum conversation events stored in one transaction. A request's longer
+# run of conversations is stored in several, so every statement's parameter
+# count stays far below SQLite's limit.
+CONVERSATION_RUN_MAX_EVENTS = 200
 
 
 @dataclass
@@ -41,22 +51,29 @@ class IngestReport:
             response["warnings"] = self.warnings
         return response
 
+    def count(self, index: int, event: ValidEvent, stored: InboundEvent | None):
+        if stored is None:
+            self.duplicates += 1
+            return
+        self.accepted += 1
+        for warning in event.warnings:
+            self.warnings.append({"index": index, "event_id": event.event_id, "warning": warning})
+
 
 def ingest_events(organization: Organization, raw_events: list) -> IngestReport:
     """Validate and store events; return counts and a reason for each rejected one."""
     from integrations.writeback.planning import PlanningLookups
     from integrations.writeback.queueing import queue_flush_after_commit
 
-    report = IngestReport()
     # Rows every event of the request reads the same: agents, the connection
     # and enrollment rules.
-    lookups = PlanningLookups()
-    agents: dict[str, Agent] = {}
+    ingest = _RequestIngest(organization, PlanningLookups())
+    run: list[tuple[int, ValidEvent]] = []
     for index, raw in enumerate(raw_events):
         try:
             event = validate_event(raw)
         except InvalidEvent as error:
-            report.rejected.append(
+            ingest.report.rejected.append(
                 {"index": index, "event_id": error.event_id, "field": error.field, "reason": error.reason}
             )
             logger.info(
@@ -65,24 +82,21 @@ def ingest_events(organization: Organization, raw_events: list) -> IngestReport:
             )
             continue
 
-        try:
-            with transaction.atomic():
-                stored = store_event(organization, event, lookups=lookups, agents=agents)
-        except IntegrityError:
-            # Another request stored the same event_id between our check and
-            # our insert: that delivery won, so this one is a duplicate. An
-            # agent created in the rolled-back transaction no longer exists.
-            stored = None
-            agents.clear()
-
-        if stored is None:
-            report.duplicates += 1
+        if event.conversation is not None:
+            run.append((index, event))
+            if len(run) >= CONVERSATION_RUN_MAX_EVENTS:
+                ingest.store_run(run)
+                run = []
             continue
 
-        report.accepted += 1
-        for warning in event.warnings:
-            report.warnings.append({"index": index, "event_id": event.event_id, "warning": warning})
+        # A meeting may name a conversation earlier in the request, so that
+        # conversation is stored first.
+        ingest.store_run(run)
+        run = []
+        ingest.store_one(index, event)
+    ingest.store_run(run)
 
+    report = ingest.report
     if report.accepted:
         queue_flush_after_commit(organization.pk)
     logger.info(
@@ -90,6 +104,69 @@ def ingest_events(organization: Organization, raw_events: list) -> IngestReport:
         organization.slug, report.accepted, report.duplicates, len(report.rejected),
     )
     return report
+
+
+class _RequestIngest:
+    """The stores of one request, with the reads its events share."""
+
+    def __init__(self, organization: Organization, lookups):
+        self.organization = organization
+        self.lookups = lookups
+        self.agents: dict[str, Agent] = {}
+        self.report = IngestReport()
+
+    def store_run(self, run: list[tuple[int, ValidEvent]]):
+        if not run:
+            return
+        try:
+            with transaction.atomic():
+                stored = store_conversation_run(
+                    self.organization,
+                    [event for _, event in run],
+                    lookups=self.lookups,
+                    agents=self.agents,
+                    get_agent=self.agent_for,
+                )
+        except DatabaseError as error:
+            # A concurrent delivery of one of these events or a deadlock with
+            # another request can fail the whole run. Each event then gets its
+            # own transaction, where a conflict costs only that event. An
+            # outage fails there again and reaches the caller.
+            logger.info(
+                "ingest.run.one_by_one org=%s events=%s first_event_id=%s reason=%s",
+                self.organization.slug, len(run), run[0][1].event_id, type(error).__name__,
+            )
+            # Agents created in the rolled-back transaction no longer exist.
+            self.agents.clear()
+            for index, event in run:
+                self.store_one(index, event)
+            return
+
+        for (index, event), inbound in zip(run, stored):
+            self.report.count(index, event, inbound)
+
+    def store_one(self, index: int, event: ValidEvent):
+        try:
+            with transaction.atomic():
+                stored = store_event(self.organization, event, lookups=self.lookups, agents=self.agents)
+        except IntegrityError:
+            # Another request stored the same event_id between our check and
+            # our insert: that delivery won, so this one is a duplicate. An
+            # agent created in the rolled-back transaction no longer exists.
+            stored = None
+            self.agents.clear()
+        self.report.count(index, event, stored)
+
+    def agent_for(self, event: ValidEvent) -> Agent:
+        return _cached_agent(self.organization, event, self.agents)
+
+
+def _cached_agent(organization: Organization, event: ValidEvent, agents: dict[str, Agent]) -> Agent:
+    agent = agents.get(event.agent_id)
+    if agent is None or (event.agent_name and not agent.name):
+        agent = get_or_create_agent(organization, event.agent_id, event.agent_name)
+        agents[event.agent_id] = agent
+    return agent
 
 
 def store_event(organization: Organization, event: ValidEvent, *, lookups=None, agents: dict | None = None) -> InboundEvent | None:
@@ -103,11 +180,7 @@ def store_event(organization: Organization, event: ValidEvent, *, lookups=None, 
     if InboundEvent.objects.filter(organization=organization, event_id=event.event_id).exists():
         return None
 
-    agents = {} if agents is None else agents
-    agent = agents.get(event.agent_id)
-    if agent is None or (event.agent_name and not agent.name):
-        agent = get_or_create_agent(organization, event.agent_id, event.agent_name)
-        agents[event.agent_id] = agent
+    agent = _cached_agent(organization, event, {} if agents is None else agents)
     if event.conversation is not None:
         if Conversation.objects.filter(
             organization=organization, external_id=event.conversation["id"]
@@ -162,33 +235,12 @@ def get_or_create_agent(organization: Organization, external_id: str, name: str 
 def _store_conversation(organization: Organization, agent: Agent, data: dict) -> Conversation:
     from integrations.writeback.planning import release_meeting_records
 
-    resolved = resolve_attribution(data["attribution"], data["landing_page_url"], data["page_url"])
-
     visitor = None
     if data["email"]:
         visitor = _lock_visitor(organization, data["email"])
 
-    conversation = Conversation.objects.create(
-        organization=organization,
-        agent=agent,
-        external_id=data["id"],
-        visitor=visitor,
-        raw_email=data["raw_email"][:500],
-        email_problem=data["email_problem"],
-        visitor_fields=data["visitor"],
-        started_at=data["started_at"],
-        ended_at=data["ended_at"],
-        page_url=data["page_url"],
-        landing_page_url=data["landing_page_url"],
-        referrer=data["referrer"],
-        attribution=resolved.values,
-        attribution_sources=resolved.sources,
-        munchkin_cookie=data["munchkin_cookie"][:500],
-        summary=data["summary"],
-        transcript=data["transcript"],
-        meeting_status=data["meeting_status"],
-        post_call_analysis=data["post_call_analysis"],
-    )
+    conversation = new_conversation(organization, agent, data, visitor)
+    conversation.save(force_insert=True)
     if visitor is not None:
         interaction_counts = refresh_visitor_touches(visitor)
         conversation.interaction_count = interaction_counts[conversation.pk]
@@ -213,43 +265,6 @@ def _lock_visitor(organization: Organization, email: str) -> Visitor:
     # concurrent insert of the same email waits on the unique constraint.
     Visitor.objects.bulk_create([Visitor(organization=organization, email=email)], ignore_conflicts=True)
     return Visitor.objects.select_for_update().get(organization=organization, email=email)
-
-
-def refresh_visitor_touches(visitor: Visitor) -> dict[int, int]:
-    """Recompute first and latest touch and interaction counts from stored conversations.
-
-    Ordering is by `started_at`, so conversations arriving out of order
-    still give the right first touch and never regress the latest touch.
-    Returns each conversation's interaction count by conversation id.
-    """
-    ordered = list(
-        Conversation.objects.filter(visitor=visitor)
-        .order_by("started_at", "id")
-        .only("id", "started_at", "interaction_count")
-    )
-
-    interaction_counts = {}
-    for position, conversation in enumerate(ordered, start=1):
-        interaction_counts[conversation.pk] = position
-        if conversation.interaction_count != position:
-            Conversation.objects.filter(pk=conversation.pk).update(interaction_count=position)
-
-    visitor.first_interaction_at = ordered[0].started_at if ordered else None
-    visitor.latest_interaction_at = ordered[-1].started_at if ordered else None
-    visitor.conversation_count = len(ordered)
-    visitor.first_conversation_id = ordered[0].pk if ordered else None
-    visitor.latest_conversation_id = ordered[-1].pk if ordered else None
-    visitor.save(
-        update_fields=[
-            "first_interaction_at",
-            "latest_interaction_at",
-            "conversation_count",
-            "first_conversation",
-            "latest_conversation",
-            "updated_at",
-        ]
-    )
-    return interaction_counts
 
 
 def _store_meeting(organization: Organization, agent: Agent, event: ValidEvent) -> tuple[Meeting, dict]:

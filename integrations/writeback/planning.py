@@ -60,7 +60,18 @@ def plan_event_writes(
     agent's Marketo writeback is off: `backfill_marketo` plans those later.
     `lookups` shares the connection and rule reads across the events of one request.
     """
-    lookups = lookups or PlanningLookups()
+    return _insert_new(_planned_writes(event, priority, lookups or PlanningLookups()))
+
+
+def plan_writes_for_events(events: list[InboundEvent], *, lookups: PlanningLookups) -> list[WritebackRecord]:
+    """Create the pending writeback records of several events of one organization in one insert, and return the new ones."""
+    planned = []
+    for event in events:
+        planned += _planned_writes(event, WritebackRecord.Priority.LIVE, lookups)
+    return _insert_new(planned)
+
+
+def _planned_writes(event: InboundEvent, priority: int, lookups: PlanningLookups) -> list[WritebackRecord]:
     connection = lookups.connection(event.organization_id)
     if connection is None or connection.status == MarketoConnection.Status.DISCONNECTED:
         return []
@@ -78,7 +89,7 @@ def plan_event_writes(
 
     for record in planned:
         record.priority = priority
-    return _insert_new(planned)
+    return planned
 
 
 def _plan_conversation(event, conversation: Conversation, connection, writeback, lookups) -> list[WritebackRecord]:
@@ -224,16 +235,25 @@ def _enrollment_record(rule: EnrollmentRule, subject_key: str, common: dict) -> 
 
 
 def _insert_new(records: list[WritebackRecord]) -> list[WritebackRecord]:
-    """Insert the records whose dedupe key is new, in one statement; return the inserted ones."""
+    """Insert the records whose dedupe key is new, in one statement; return the inserted ones.
+
+    All records belong to one organization. A key planned twice in the list
+    (one visitor's Munchkin cookie in two conversations of a request) is
+    inserted once.
+    """
     if not records:
         return []
     organization_id = records[0].organization_id
-    existing = set(
+    taken_keys = set(
         WritebackRecord.objects.filter(
-            organization_id=organization_id, dedupe_key__in=[record.dedupe_key for record in records]
+            organization_id=organization_id, dedupe_key__in={record.dedupe_key for record in records}
         ).values_list("dedupe_key", flat=True)
     )
-    new = [record for record in records if record.dedupe_key not in existing]
+    new = []
+    for record in records:
+        if record.dedupe_key not in taken_keys:
+            taken_keys.add(record.dedupe_key)
+            new.append(record)
     if not new:
         return []
 

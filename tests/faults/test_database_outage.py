@@ -7,10 +7,10 @@ from django.db import OperationalError, connection, connections
 
 import agents.ingest
 import integrations.writeback.queueing
-from agents.models import InboundEvent
+from agents.models import Conversation, InboundEvent
 from integrations.models import MarketoConnection, WritebackRecord
 from integrations.writeback.tasks import sweep_writeback
-from tests.factories import conversation_event, make_agent, make_organization
+from tests.factories import conversation_event, make_agent, make_organization, meeting_event
 from tests.faults.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,38 +40,80 @@ def post(client, organization, body):
 
 
 class FailingInserts:
-    """An execute wrapper that raises OperationalError from the `fail_at`-th event insert on, as a lost database does."""
+    """An execute wrapper that raises OperationalError on event inserts number `fail_at` to `fail_until`, as a lost database does."""
 
-    def __init__(self, fail_at: int):
+    def __init__(self, fail_at: int, fail_until: int | None = None):
         self.fail_at = fail_at
+        self.fail_until = fail_until
         self.inserts = 0
 
     def __call__(self, execute, sql, params, many, context):
         if sql.lstrip().upper().startswith('INSERT INTO "AGENTS_INBOUNDEVENT"'):
             self.inserts += 1
-            if self.inserts >= self.fail_at:
+            if self.inserts >= self.fail_at and (self.fail_until is None or self.inserts <= self.fail_until):
                 raise OperationalError("database is unavailable (injected at the cursor)")
         return execute(sql, params, many, context)
 
 
+def conversations_around_a_meeting() -> dict:
+    """A conversation, a meeting, then two conversations: three transactions, the run, the meeting, the run."""
+    return {
+        "events": [
+            conversation_event(event_id="e0", conversation_id="c0", email="v0@example.org"),
+            meeting_event(event_id="m0", meeting_id="mtg0", conversation_id="c0", email="v0@example.org"),
+            conversation_event(event_id="e1", conversation_id="c1", email="v1@example.org"),
+            conversation_event(event_id="e2", conversation_id="c2", email="v2@example.org"),
+        ]
+    }
+
+
 def test_outage_mid_request_is_503(client, workspace):
     with connection.execute_wrapper(FailingInserts(fail_at=2)):
-        response = post(client, workspace, events(3))
+        response = post(client, workspace, conversations_around_a_meeting())
 
     assert response.status_code == 503
     assert response["Content-Type"] == "application/json"
     assert response["Retry-After"] == "30"
     assert "Retry later" in response.json()["error"]
     assert "accepted" not in response.json()
-    # The first event's own transaction committed before the failure, with its writeback plan.
+    # The first conversation's own transaction committed before the failure, with its writeback plan.
     assert list(InboundEvent.objects.values_list("event_id", flat=True)) == ["e0"]
     assert WritebackRecord.objects.filter(event__event_id="e0").count() == 2
     assert not WritebackRecord.objects.exclude(event__event_id="e0").exists()
 
+    retry = post(client, workspace, conversations_around_a_meeting())
+
+    assert retry.json() == {"accepted": 3, "duplicates": 1, "rejected": []}
+    assert InboundEvent.objects.count() == 4
+
+
+def test_outage_during_run_stores_nothing(client, workspace):
+    with connection.execute_wrapper(FailingInserts(fail_at=1)):
+        response = post(client, workspace, events(3))
+
+    assert response.status_code == 503
+    assert InboundEvent.objects.count() == 0
+    assert not WritebackRecord.objects.exists()
+    assert not Conversation.objects.exists()
+
     retry = post(client, workspace, events(3))
 
-    assert retry.json() == {"accepted": 2, "duplicates": 1, "rejected": []}
-    assert InboundEvent.objects.count() == 3
+    assert retry.json() == {"accepted": 3, "duplicates": 0, "rejected": []}
+    assert WritebackRecord.objects.count() == 6
+
+
+def test_failed_run_retried_event_by_event(client, workspace, caplog):
+    # The run's transaction fails once, as in a deadlock. Each event then
+    # gets its own transaction and all of them are stored.
+    with connection.execute_wrapper(FailingInserts(fail_at=1, fail_until=1)):
+        response = post(client, workspace, events(3))
+
+    assert response.status_code == 200
+    assert response.json() == {"accepted": 3, "duplicates": 0, "rejected": []}
+    assert sorted(InboundEvent.objects.values_list("event_id", flat=True)) == ["e0", "e1", "e2"]
+    assert WritebackRecord.objects.count() == 6
+    assert Conversation.objects.count() == 3
+    assert "ingest.run.one_by_one org=acme events=3 first_event_id=e0 reason=OperationalError" in caplog.text
 
 
 def test_outage_before_auth_stores_nothing(client, workspace):
@@ -124,25 +166,22 @@ def database_through_proxy():
 def test_network_cut_mid_request(client, workspace, monkeypatch, database_through_proxy):
     proxy = database_through_proxy
     real_store = agents.ingest.store_event
-    stored = []
 
-    def store_then_cut(*args, **kwargs):
-        if stored:
-            proxy.cut()
-        result = real_store(*args, **kwargs)
-        stored.append(result)
-        return result
+    def cut_then_store(*args, **kwargs):
+        # The meeting, stored after the first conversation's run committed.
+        proxy.cut()
+        return real_store(*args, **kwargs)
 
-    monkeypatch.setattr(agents.ingest, "store_event", store_then_cut)
-    response = post(client, workspace, events(3))
+    monkeypatch.setattr(agents.ingest, "store_event", cut_then_store)
+    response = post(client, workspace, conversations_around_a_meeting())
     monkeypatch.setattr(agents.ingest, "store_event", real_store)
     proxy.restore()
 
     assert response.status_code == 503
     assert "Retry later" in response.json()["error"]
 
-    retry = post(client, workspace, events(3))
+    retry = post(client, workspace, conversations_around_a_meeting())
 
     assert retry.status_code == 200
-    assert retry.json() == {"accepted": 2, "duplicates": 1, "rejected": []}
-    assert sorted(InboundEvent.objects.values_list("event_id", flat=True)) == ["e0", "e1", "e2"]
+    assert retry.json() == {"accepted": 3, "duplicates": 1, "rejected": []}
+    assert sorted(InboundEvent.objects.values_list("event_id", flat=True)) == ["e0", "e1", "e2", "m0"]

@@ -104,7 +104,11 @@ def get_leads(state, request) -> dict:
     if not 1 <= batch_size <= MAX_BATCH:
         raise ApiError("1003", f"batchSize {batch_size} is out of range 1-{MAX_BATCH}")
 
-    matches = [record for record in state.leads.values() if _matches(state, record, filter_type, values)]
+    if filter_type == "email":
+        found = {record["id"]: record for value in values for record in state.leads_with_email(value)}
+        matches = [found[lead_id] for lead_id in sorted(found)]
+    else:
+        matches = [record for record in state.leads.values() if _matches(state, record, filter_type, values)]
     if len(matches) > MAX_FILTER_MATCHES:
         raise ApiError("1003", "Too many results match the filter")
 
@@ -210,6 +214,8 @@ def _find(state, lookup_field: str, value) -> list[dict]:
     if lookup_field == "id":
         record = state.leads.get(int(value)) if str(value).isdigit() else None
         return [record] if record else []
+    if lookup_field == "email":
+        return state.leads_with_email(str(value))
     return [record for record in state.leads.values() if _matches(state, record, lookup_field, [str(value)])]
 
 
@@ -217,12 +223,14 @@ def _create(state, values: dict) -> dict:
     now = state.now()
     lead_id = state.take_id("lead")
     state.leads[lead_id] = {"id": lead_id, "values": values, "createdAt": now, "updatedAt": now}
+    state.index_lead(state.leads[lead_id])
     return {"id": lead_id, "status": "created"}
 
 
 def _update(state, record: dict, values: dict) -> dict:
     record["values"].update(values)
     record["updatedAt"] = state.now()
+    state.index_lead(record)
     return {"id": record["id"], "status": "updated"}
 
 
@@ -315,6 +323,7 @@ def merge_into(state, winner_id: int, loser_ids: list[int]) -> None:
                 members[winner_id] = membership
         state.merged_into[loser_id] = winner_id
     winner["updatedAt"] = state.now()
+    state.index_lead(winner)
 
 
 def merge(state, request) -> dict:

@@ -228,6 +228,7 @@ def _load_leads(state, leads: list, now: float) -> None:
         lead_id = int(entry.get("id") or state.take_id("lead"))
         state.next_ids["lead"] = max(state.next_ids["lead"], lead_id + 1)
         state.leads[lead_id] = {"id": lead_id, "values": values, "createdAt": now, "updatedAt": now}
+        state.index_lead(state.leads[lead_id])
         for cookie in entry.get("cookies", []):
             state.cookies[cookie] = lead_id
 

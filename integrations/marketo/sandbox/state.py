@@ -48,6 +48,7 @@ class SandboxState:
             self.tag_types = {}
             self.lead_fields = {}
             self.leads = {}
+            self.email_index = {}
             self.cookies = {}
             self.merged_into = {}
             self.activity_types = {}
@@ -85,6 +86,32 @@ class SandboxState:
         self.next_ids[kind] = value + 1
         return value
 
+    # --- the lead email index ------------------------------------------------
+
+    def index_lead(self, record: dict) -> None:
+        """Make a lead findable by its current email; call after creating a lead or changing its email.
+
+        A scan of every lead per lookup would make the sandbox, not the
+        client, the slowest part of a run with thousands of leads.
+        """
+        email = str(record["values"].get("email") or "").lower()
+        if email:
+            self.email_index.setdefault(email, set()).add(record["id"])
+
+    def leads_with_email(self, email: str) -> list[dict]:
+        """Return the lead records whose email equals `email` case-insensitively, in id order.
+
+        Entries left behind by a deleted lead, a merge or an email change are
+        checked against the lead itself and skipped.
+        """
+        email_lower = str(email).lower()
+        records = []
+        for lead_id in sorted(self.email_index.get(email_lower, ())):
+            record = self.leads.get(lead_id)
+            if record is not None and str(record["values"].get("email") or "").lower() == email_lower:
+                records.append(record)
+        return records
+
     # --- accessors for tests -------------------------------------------------
 
     def lead(self, lead_id: int) -> dict | None:
@@ -96,12 +123,7 @@ class SandboxState:
     def find_leads(self, email: str) -> list[dict]:
         """Return the leads whose email matches `email` case-insensitively."""
         with self.lock:
-            email_lower = email.lower()
-            return [
-                self._lead_view(record)
-                for record in self.leads.values()
-                if str(record["values"].get("email") or "").lower() == email_lower
-            ]
+            return [self._lead_view(record) for record in self.leads_with_email(email)]
 
     def activities_for(self, lead_id: int | None = None, api_name: str | None = None) -> list[dict]:
         """Return stored activities, optionally for one lead and one custom type apiName."""
