@@ -13,7 +13,7 @@ don't exist yet.
 import logging
 from dataclasses import dataclass, field
 
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from agents.conversation_run import new_conversation, store_conversation_run
 from agents.event_validation import InvalidEvent, ValidEvent, validate_event
@@ -117,6 +117,12 @@ class _RequestIngest:
 
     def store_run(self, run: list[tuple[int, ValidEvent]]):
         if not run:
+            return
+        if not connection.features.can_return_rows_from_bulk_insert:
+            # SQLite before 3.35 returns no ids from a bulk insert, and a run
+            # needs them to link events and writeback records.
+            for index, event in run:
+                self.store_one(index, event)
             return
         try:
             with transaction.atomic():

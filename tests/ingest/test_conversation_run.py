@@ -3,9 +3,11 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from django.db import connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import agents.ingest
 from agents.event_validation import validate_event
 from agents.ingest import CONVERSATION_RUN_MAX_EVENTS, _RequestIngest, ingest_events
 from agents.models import Conversation, InboundEvent, Meeting, Visitor
@@ -209,3 +211,20 @@ def test_runs_match_one_by_one_storing(requests):
     finally:
         run_org.delete()
         single_org.delete()
+
+
+def test_old_sqlite_stores_one_by_one(monkeypatch):
+    # SQLite before 3.35 returns no ids from a bulk insert.
+    monkeypatch.setattr(type(connection.features), "can_return_rows_from_bulk_insert", False)
+
+    def no_runs(*args, **kwargs):
+        raise AssertionError("a run was stored without ids from the bulk insert")
+
+    monkeypatch.setattr(agents.ingest, "store_conversation_run", no_runs)
+    organization = connected_organization("acme")
+
+    report = ingest_events(organization, [conversation(1, "ada@example.org", 0), conversation(2, "ada@example.org", 9)])
+
+    assert report.accepted == 2
+    assert Conversation.objects.get(external_id="c2").interaction_count == 2
+    assert WritebackRecord.objects.count() == 4
