@@ -23,7 +23,7 @@ from agents.permissions import org_admin_required
 from agents.sources import OPTIONAL_ACTIVITY_FIELD_KEYS, static_source_keys
 from agents.views.marketo_options import read_options
 from agents.writeback_config import ConfigError, apply_config
-from enrollment.models import EnrollmentRule
+from enrollment.models import MAX_RULES_PER_AGENT, TOO_MANY_RULES_MESSAGE, EnrollmentRule
 from integrations.marketo.assets import CONVERSATION_ACTIVITY, analysis_attribute_api_name
 
 # The 13 mandatory Docket Conversation attributes, in the setup guide's order.
@@ -250,6 +250,8 @@ class _ConfigPage:
                                     if _attribute_api_name(key) in in_marketo],
             "api_names": {key: _attribute_api_name(key) for key, _ in self.switches.fields["activity_fields"].choices},
             "trigger_defaults": {str(trigger): status for trigger, status in EnrollmentRule.DEFAULT_STATUS.items()},
+            "max_rules": MAX_RULES_PER_AGENT,
+            "too_many_rules_message": TOO_MANY_RULES_MESSAGE,
         }
 
 

@@ -141,7 +141,22 @@ def test_sixth_rule_refused(page, screenshot, live_server, marketo_sandbox):
 
     sign_in(page, live_server, "admin@acme.example")
     open_agent(page, live_server, agent)
-    page.click('button:has-text("Add enrollment rule")')
+    add_rule = page.locator('button:has-text("Add enrollment rule")')
+    assert add_rule.is_disabled()
+    assert page.locator("#rules-full").is_visible()
+    assert page.locator("#rules-full").inner_text() == TOO_MANY_RULES_MESSAGE
+
+    # Marking a rule for removal frees a row, and unmarking it takes the row back.
+    page.check('input[name="rules-0-DELETE"]')
+    assert add_rule.is_enabled()
+    assert page.locator("#rules-full").is_hidden()
+    page.uncheck('input[name="rules-0-DELETE"]')
+    assert add_rule.is_disabled()
+
+    # A page changed by hand, or left open while someone else added rules,
+    # can still post a 6th rule, and the server rejects it.
+    page.evaluate("document.querySelector('[data-add-row=rules]').disabled = false")
+    add_rule.click()
     page.select_option('select[name="rules-5-trigger"]', "meeting_booked")
     page.click("#save")
 
