@@ -144,10 +144,22 @@ class AgentWritebackForm(forms.ModelForm):
         self.fields["activity_fields"].choices = choices
 
 
-class AgentWritebackFormSet(BaseInlineFormSet):
-    """The writeback inline, whose clean() checks the agent's whole configuration before any save."""
+class CheckedInlineFormSet(BaseInlineFormSet):
+    """An agent inline formset that registers with the change form's AgentConfigCheck.
 
-    config_check = None
+    `AgentAdmin.get_formset_kwargs` passes the same check to every inline
+    formset of one request, so the check can read all of them when it runs.
+    """
+
+    def __init__(self, *args, config_check=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.config_check = config_check
+        if config_check is not None:
+            config_check.add(self)
+
+
+class AgentWritebackFormSet(CheckedInlineFormSet):
+    """The writeback inline, whose clean() checks the agent's whole configuration before any save."""
 
     def clean(self):
         super().clean()
@@ -168,11 +180,13 @@ class AgentWritebackInline(admin.StackedInline):
 
 class PostCallAnalysisFieldInline(admin.TabularInline):
     model = PostCallAnalysisField
+    formset = CheckedInlineFormSet
     extra = 0
 
 
 class FieldMappingInline(admin.TabularInline):
     model = FieldMapping
+    formset = CheckedInlineFormSet
     extra = 0
     fields = ("position", "source", "marketo_field", "mode")
     verbose_name = "field update"
@@ -190,7 +204,7 @@ class EnrollmentRuleForm(forms.ModelForm):
         self.fields["rule_key"].required = False
 
 
-class EnrollmentRuleFormSet(BaseInlineFormSet):
+class EnrollmentRuleFormSet(CheckedInlineFormSet):
     """At most 5 rules; new rules take the lowest free slot, which the database keeps unique."""
 
     # BaseFormSet merges default_error_messages along the class hierarchy.
@@ -243,9 +257,12 @@ class EnrollmentRuleInline(admin.StackedInline):
 class AgentConfigCheck:
     """Checks an agent's change form and inlines as one configuration document before saving."""
 
-    def __init__(self, agent: Agent, formsets):
+    def __init__(self, agent: Agent):
         self.agent = agent
-        self.formsets = {formset.model: formset for formset in formsets}
+        self.formsets = {}
+
+    def add(self, formset):
+        self.formsets[formset.model] = formset
 
     def run(self):
         """Raise ValidationError with every problem; add each to its inline row where one is named."""
@@ -321,16 +338,17 @@ class AgentAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("organization", "writeback")
 
-    def _create_formsets(self, request, obj, change):
-        # NOTE: `_create_formsets` is a private ModelAdmin hook (Django 5.2). It is
-        # the one place with access to the agent and every inline formset
-        # before all_valid() runs, which the all-or-nothing check needs.
-        formsets, inline_instances = super()._create_formsets(request, obj, change)
-        check = AgentConfigCheck(obj, formsets)
-        for formset in formsets:
-            if isinstance(formset, AgentWritebackFormSet):
-                formset.config_check = check
-        return formsets, inline_instances
+    def get_formset_kwargs(self, request, obj, inline, prefix):
+        # The all-or-nothing check needs every inline formset of this form
+        # before all_valid() runs. Each formset gets the same check for this
+        # agent and registers with it as it is built.
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        check = getattr(request, "_agent_config_check", None)
+        if check is None or check.agent is not obj:
+            check = AgentConfigCheck(obj)
+            request._agent_config_check = check
+        kwargs["config_check"] = check
+        return kwargs
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
