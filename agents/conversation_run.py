@@ -18,6 +18,7 @@ import logging
 from django.utils import timezone
 
 from agents.attribution import resolve_attribution
+from agents.conversation_locks import lock_conversation_ids
 from agents.event_validation import ValidEvent
 from agents.models import Agent, Conversation, InboundEvent, Meeting, Organization, Visitor
 from agents.visitor_touches import TOUCH_FIELDS, apply_touches
@@ -43,6 +44,9 @@ def store_conversation_run(
     if not fresh:
         return results
 
+    # Meetings stored at the same time that name one of these conversations
+    # wait for this transaction, and this transaction waits for them.
+    lock_conversation_ids(organization.pk, [event.conversation["id"] for _, event in fresh])
     visitors = _lock_visitors(organization, {event.conversation["email"] for _, event in fresh})
 
     conversations = []
@@ -136,7 +140,9 @@ def new_conversation(organization: Organization, agent: Agent, data: dict, visit
         external_id=data["id"],
         visitor=visitor,
         raw_email=data["raw_email"][:500],
-        email_problem=data["email_problem"],
+        # The column is 200 characters. Validation keeps problems shorter,
+        # and the cut keeps a longer one from failing the whole request.
+        email_problem=data["email_problem"][:200],
         visitor_fields=data["visitor"],
         started_at=data["started_at"],
         ended_at=data["ended_at"],
@@ -178,7 +184,7 @@ def _refresh_touches(visitors: dict[str, Visitor], conversations: list[Conversat
         if conversation.visitor_id is not None:
             conversation.interaction_count = counts[conversation.pk]
     # New conversations were inserted with the default count of 1, and older
-    # ones move when a new conversation started before them: both are stale.
+    # ones move when a new conversation started before them. Both are stale.
     update_rows(Conversation, stale, ["interaction_count"])
 
     now = timezone.now()

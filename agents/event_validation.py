@@ -341,7 +341,17 @@ def _fit_column(value: str, max_chars: int, field_path: str, event: ValidEvent) 
 
 
 def _quote(value: str, max_chars: int) -> str:
-    return repr(value if len(value) <= max_chars else value[: max_chars - 1] + "…")
+    """Return `value` quoted by repr(), at most `max_chars` plus two quotes long, cut with "…" where needed.
+
+    repr() writes a control or format character as an escape of up to ten
+    characters, so the value is cut until its quoted form fits.
+    """
+    if len(repr(value)) <= max_chars + 2:
+        return repr(value)
+    cut = value[: max_chars - 1]
+    while len(repr(cut + "…")) > max_chars + 2:
+        cut = cut[:-1]
+    return repr(cut + "…")
 
 
 def _unstorable(text: str) -> str:

@@ -13,8 +13,9 @@ don't exist yet.
 import logging
 from dataclasses import dataclass, field
 
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DataError, DatabaseError, IntegrityError, connection, transaction
 
+from agents.conversation_locks import lock_conversation_ids
 from agents.conversation_run import new_conversation, store_conversation_run
 from agents.event_validation import InvalidEvent, ValidEvent, validate_event
 from agents.models import (
@@ -161,6 +162,25 @@ class _RequestIngest:
             # agent created in the rolled-back transaction no longer exists.
             stored = None
             self.agents.clear()
+        except DataError as error:
+            # A value the database can't store got past validation. Rejecting
+            # this event keeps the request, and every retry of it, from
+            # failing for the events beside it.
+            self.agents.clear()
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            logger.error(
+                "ingest.event.unstorable org=%s index=%s event_id=%s error=%s",
+                self.organization.slug, index, event.event_id, reason,
+            )
+            self.report.rejected.append(
+                {
+                    "index": index,
+                    "event_id": event.event_id,
+                    "field": "event",
+                    "reason": f"The database could not store this event ({reason}). Shorten or correct the value it names, then send the event again.",
+                }
+            )
+            return
         self.report.count(index, event, stored)
 
     def agent_for(self, event: ValidEvent) -> Agent:
@@ -241,6 +261,7 @@ def get_or_create_agent(organization: Organization, external_id: str, name: str 
 def _store_conversation(organization: Organization, agent: Agent, data: dict) -> Conversation:
     from integrations.writeback.planning import release_meeting_records
 
+    lock_conversation_ids(organization.pk, [data["id"]])
     visitor = None
     if data["email"]:
         visitor = _lock_visitor(organization, data["email"])
@@ -277,6 +298,7 @@ def _store_meeting(organization: Organization, agent: Agent, event: ValidEvent) 
     data = event.meeting
     conversation = None
     if data["conversation_id"]:
+        lock_conversation_ids(organization.pk, [data["conversation_id"]])
         conversation = Conversation.objects.filter(
             organization=organization, external_id=data["conversation_id"]
         ).first()

@@ -124,3 +124,44 @@ def test_concurrent_requests_keep_counts(organization):
         assert visitor.first_conversation_id == ordered[0].pk
         assert visitor.latest_conversation_id == ordered[-1].pk
         assert [conversation.interaction_count for conversation in ordered] == list(range(1, len(ordered) + 1))
+
+
+def test_meeting_and_its_conversation_at_once(organization):
+    # The meeting names a conversation stored by a concurrent request. Without
+    # a lock both could miss each other's uncommitted row, and the meeting's
+    # activity would wait out its delay and go out without attribution.
+    from agents.models import Meeting
+    from tests.factories import meeting_event
+
+    rounds = 20
+    for number in range(rounds):
+        conversation_body = [
+            conversation_event(event_id=f"race-c{number}", conversation_id=f"race{number}", email=f"r{number}@example.org")
+        ]
+        meeting_body = [
+            meeting_event(event_id=f"race-m{number}", meeting_id=f"race-mtg{number}", conversation_id=f"race{number}", email=None)
+        ]
+        barrier = threading.Barrier(2)
+        errors = []
+
+        def post(body):
+            try:
+                barrier.wait()
+                ingest_events(organization, body)
+            except Exception as error:  # noqa: BLE001 - the assertion below lists it
+                errors.append(error)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=post, args=(body,)) for body in (conversation_body, meeting_body)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert errors == []
+
+    unlinked = list(Meeting.objects.filter(conversation=None).values_list("external_id", flat=True))
+    assert unlinked == []
+    waiting = WritebackRecord.objects.filter(meeting__isnull=False, not_before__isnull=False)
+    assert list(waiting.values_list("dedupe_key", flat=True)) == []
+    assert not WritebackRecord.objects.filter(meeting__isnull=False, conversation=None).exists()

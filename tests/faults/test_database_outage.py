@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from django.db import OperationalError, connection, connections
+from django.db import DataError, OperationalError, connection, connections
 
 import agents.ingest
 import integrations.writeback.queueing
@@ -114,6 +114,28 @@ def test_failed_run_retried_event_by_event(client, workspace, caplog):
     assert WritebackRecord.objects.count() == 6
     assert Conversation.objects.count() == 3
     assert "ingest.run.one_by_one org=acme events=3 first_event_id=e0 reason=OperationalError" in caplog.text
+
+
+def test_unstorable_event_rejected_alone(client, workspace):
+    # A value the database can't store, which validation let through, fails
+    # that event alone. Rejecting it keeps every retry of the request from failing.
+    def reject_meeting_insert(execute, sql, params, many, context):
+        if sql.lstrip().upper().startswith('INSERT INTO "AGENTS_MEETING"'):
+            raise DataError("value too long for type character varying(200) (injected at the cursor)")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(reject_meeting_insert):
+        response = post(client, workspace, conversations_around_a_meeting())
+
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["accepted"], body["duplicates"]) == (3, 0)
+    assert len(body["rejected"]) == 1
+    rejected = body["rejected"][0]
+    assert (rejected["index"], rejected["event_id"], rejected["field"]) == (1, "m0", "event")
+    assert "value too long for type character varying(200)" in rejected["reason"]
+    assert "send the event again" in rejected["reason"]
+    assert sorted(InboundEvent.objects.values_list("event_id", flat=True)) == ["e0", "e1", "e2"]
 
 
 def test_outage_before_auth_stores_nothing(client, workspace):

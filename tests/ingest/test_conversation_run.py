@@ -228,3 +228,19 @@ def test_old_sqlite_stores_one_by_one(monkeypatch):
     assert report.accepted == 2
     assert Conversation.objects.get(external_id="c2").interaction_count == 2
     assert WritebackRecord.objects.count() == 4
+
+
+def test_escaped_email_stored_with_warning():
+    # repr() writes each of these characters as a six-character escape, and
+    # the problem text must still fit the 200-character column on PostgreSQL.
+    organization = connected_organization("acme")
+    bad = conversation(2, "\u200b" * 59 + "@x.example", 5)
+
+    report = ingest_events(organization, [conversation(1, "ada@example.org", 0), bad, conversation(3, "bob@example.org", 9)])
+
+    assert report.accepted == 3
+    assert report.rejected == []
+    assert [warning["event_id"] for warning in report.warnings] == ["e2"]
+    stored = Conversation.objects.get(external_id="c2")
+    assert stored.visitor is None
+    assert "non-ASCII" in stored.email_problem

@@ -1,6 +1,8 @@
 """Validation of single events: each rejection names the field and the reason."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agents.event_validation import InvalidEvent, normalize_email, parse_datetime, validate_event
 from tests.factories import conversation_event, meeting_event, sample_events
@@ -114,3 +116,20 @@ def test_normalize_email(raw, email, problem_part):
 def test_parse_datetime_keeps_offset():
     value = parse_datetime("2026-11-02T09:41:11.123-06:00", "x")
     assert value.utcoffset().total_seconds() == -6 * 3600
+
+
+@settings(max_examples=300)
+@given(st.text(max_size=400))
+def test_email_problem_fits_its_column(raw):
+    # Conversation.email_problem is 200 characters, and repr() writes a
+    # control or format character as an escape of up to ten characters.
+    _, problem = normalize_email(raw)
+    assert len(problem) <= 200
+
+
+@pytest.mark.parametrize("raw", ["\u200b" * 59 + "@x.example", "\x01" * 70, "\U0001f600" * 100 + "@x.example"])
+def test_email_problem_quotes_escapes_briefly(raw):
+    _, problem = normalize_email(raw)
+    assert problem
+    assert len(problem) <= 200
+    assert "…" in problem
