@@ -23,6 +23,7 @@ from django.db.models import Min, Q
 from django.utils import timezone
 
 from agents.models import Agent, Conversation
+from enrollment.models import EnrollmentRule
 from integrations.marketo import quota
 from integrations.marketo.client import MarketoClient
 from integrations.marketo.exceptions import (
@@ -57,17 +58,20 @@ STAGE_ORDER = (Action.LEAD, Action.ACTIVITY, Action.ENROLLMENT, Action.ASSOCIATE
 STAGE_RELATIONS = {
     Action.LEAD: ("conversation__visitor__first_conversation", "event"),
     Action.ACTIVITY: ("conversation__visitor__first_conversation", "meeting__conversation", "event"),
-    Action.ENROLLMENT: ("conversation", "enrollment_rule"),
+    Action.ENROLLMENT: ("conversation__visitor", "enrollment_rule"),
     Action.ASSOCIATE: ("conversation",),
 }
 _CONVERSATION_TEXT = ("transcript", "summary", "post_call_analysis")
 # Large columns a stage doesn't read for every record. Decoding them for a
-# whole batch costs more than the rest of the stage, and a deferred column
-# still loads on first access (a custom criteria rule reads the transcript).
+# whole batch costs more than the rest of the stage. A deferred column still
+# loads on first access, one query per record, so a stage defers only what
+# none of its payloads read. Lead field updates may read the summary and the
+# post-call analysis, but never the transcript. Custom criteria rules get
+# their text in one read per batch (_load_criteria_text).
 STAGE_DEFERRED_FIELDS = {
     Action.LEAD: (
         "event__payload",
-        *(f"conversation__{name}" for name in _CONVERSATION_TEXT),
+        "conversation__transcript",
         *(f"conversation__visitor__first_conversation__{name}" for name in _CONVERSATION_TEXT),
     ),
     Action.ACTIVITY: (
@@ -192,11 +196,35 @@ def _due_records(ctx: FlushContext, action: str, *, flush_all: bool) -> list[Wri
         if oldest > ctx.now - window:
             return []
 
-    _attach_agents(records)
+    records = _attach_agents(records)
+    if action == Action.ENROLLMENT:
+        _load_criteria_text(records)
     return records
 
 
-def _attach_agents(records: list[WritebackRecord]):
+def _load_criteria_text(records: list[WritebackRecord]):
+    """Read the conversation text that custom criteria rules send to the LLM, in one query for the batch."""
+    conversations = [
+        record.conversation
+        for record in records
+        if record.conversation_id
+        and record.enrollment_rule is not None
+        and record.enrollment_rule.trigger == EnrollmentRule.Trigger.CUSTOM_CRITERIA
+    ]
+    if not conversations:
+        return
+    texts = {
+        row["id"]: row
+        for row in Conversation.objects.filter(pk__in={conversation.pk for conversation in conversations}).values(
+            "id", *_CONVERSATION_TEXT
+        )
+    }
+    for conversation in conversations:
+        for name in _CONVERSATION_TEXT:
+            setattr(conversation, name, texts[conversation.pk][name])
+
+
+def _attach_agents(records: list[WritebackRecord]) -> list[WritebackRecord]:
     """Attach to every record and conversation of a batch its agent, read once with what payloads use.
 
     A batch has hundreds of records and a few agents. Joining the agent into
@@ -204,17 +232,28 @@ def _attach_agents(records: list[WritebackRecord]):
     and in profiles of the benchmark that took most of a stage's time.
     """
     agent_ids = {record.agent_id for record in records}
+    for record in records:
+        if record.conversation_id:
+            agent_ids.add(record.conversation.agent_id)
     agents = Agent.objects.select_related("writeback").prefetch_related("field_mappings", "analysis_fields").in_bulk(agent_ids)
     record_agent = WritebackRecord._meta.get_field("agent")
     conversation_agent = Conversation._meta.get_field("agent")
+
+    attached = []
     for record in records:
-        # An agent deleted since the records were read takes its records
-        # with it; such a record loads (and misses) its agent on access.
-        if record.agent_id in agents:
-            record_agent.set_cached_value(record, agents[record.agent_id])
         conversation = record.conversation if record.conversation_id else None
-        if conversation is not None and conversation.agent_id in agents:
+        if record.agent_id not in agents or (conversation is not None and conversation.agent_id not in agents):
+            # The agent was deleted after the records were read, and the
+            # deletion takes this record with it.
+            logger.info(
+                "writeback.record.agent_deleted record=%s action=%s agent=%s", record.pk, record.action, record.agent_id
+            )
+            continue
+        record_agent.set_cached_value(record, agents[record.agent_id])
+        if conversation is not None:
             conversation_agent.set_cached_value(conversation, agents[conversation.agent_id])
+        attached.append(record)
+    return attached
 
 
 def _next_due(ctx: FlushContext, *, flush_all: bool):

@@ -27,7 +27,28 @@ def mark_succeeded(record: WritebackRecord, *, lead_id=None, guid: str = "", not
     record.last_error_code = ""
     record.batch = None
     if save:
-        record.save()
+        _save_outcome(record)
+
+
+def _save_outcome(record: WritebackRecord):
+    """Save a record's outcome, unless the record was deleted while it was being sent.
+
+    Deleting an agent, an event or an organization deletes its records, also
+    in the middle of a flush. A plain save() would insert such a record
+    again, which fails on its deleted foreign keys, so this is an UPDATE
+    that may match no row.
+    """
+    record.updated_at = timezone.now()
+    values = {
+        field.attname: getattr(record, field.attname)
+        for field in WritebackRecord._meta.concrete_fields
+        if not field.primary_key
+    }
+    if not WritebackRecord.objects.filter(pk=record.pk).update(**values):
+        logger.info(
+            "writeback.record.deleted record=%s action=%s status=%s reason=deleted during the flush",
+            record.pk, record.action, record.status,
+        )
 
 
 def save_succeeded(records: list[WritebackRecord]):
@@ -66,7 +87,7 @@ def mark_skipped(record: WritebackRecord, reason: str, *, code: str = ""):
     record.last_error = reason
     record.last_error_code = code
     record.batch = None
-    record.save()
+    _save_outcome(record)
     logger.info(
         "writeback.record.skipped record=%s action=%s code=%s reason=%s",
         record.pk, record.action, code, reason,
@@ -80,7 +101,7 @@ def mark_failed(record: WritebackRecord, reason: str, *, code: str = ""):
     record.last_error = reason
     record.last_error_code = code
     record.batch = None
-    record.save()
+    _save_outcome(record)
     logger.warning(
         "writeback.record.failed record=%s action=%s code=%s reason=%s",
         record.pk, record.action, code, reason,
@@ -104,7 +125,7 @@ def schedule_retry(record: WritebackRecord, reason: str, *, code: str = "", coun
     record.last_error = reason
     record.last_error_code = code
     record.batch = None
-    record.save()
+    _save_outcome(record)
     logger.info(
         "writeback.record.retry record=%s action=%s attempt=%s delay=%.1fs code=%s",
         record.pk, record.action, record.attempts, delay, code,
