@@ -16,6 +16,7 @@ from django.utils import timezone
 from agents.models import InboundEvent
 from enrollment.decisions import NOT_EVALUATED_REASON
 from integrations.models import WritebackRecord
+from integrations.writeback.outcomes import SWITCHED_OFF_CODE
 from integrations.writeback.planning import plan_event_writes
 
 logger = logging.getLogger(__name__)
@@ -64,9 +65,12 @@ def backfill(organization, *, agent_id=None, since=None, dry_run=False, force=Fa
 
 
 def _backfill_event(event, report: BackfillReport, *, dry_run: bool, force: bool, stamp: str):
-    retryable = WritebackRecord.objects.filter(event=event).filter(
-        status=Status.FAILED
-    ) | WritebackRecord.objects.filter(event=event, status=Status.SKIPPED, last_error=NOT_EVALUATED_REASON)
+    retryable = (
+        WritebackRecord.objects.filter(event=event, status=Status.FAILED)
+        | WritebackRecord.objects.filter(event=event, status=Status.SKIPPED, last_error=NOT_EVALUATED_REASON)
+        # Writes skipped because a switch was off. A switch still off skips them again.
+        | WritebackRecord.objects.filter(event=event, status=Status.SKIPPED, last_error_code=SWITCHED_OFF_CODE)
+    )
     for record in retryable:
         report.requeued += 1
         record.status = Status.PENDING

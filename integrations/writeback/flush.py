@@ -43,7 +43,7 @@ from integrations.writeback.context import MAX_BATCH_RECORDS, FlushContext, Flus
 from integrations.writeback.dependencies import attach_lead_ids
 from integrations.writeback.lead_sync import LeadConfigurationError, run_lead_batch
 from integrations.writeback.lease import acquire_lease, release_lease, renew_lease
-from integrations.writeback.outcomes import schedule_retry
+from integrations.writeback.outcomes import SWITCHED_OFF_CODE, schedule_retry
 from integrations.writeback.pacing import batch_window
 
 logger = logging.getLogger(__name__)
@@ -159,7 +159,8 @@ def _run_until_idle(ctx: FlushContext, *, flush_all: bool, wait_until, run_until
             ctx.report.stopped_early = True
             logger.info("writeback.flush.time_budget_reached connection=%s", ctx.connection.pk)
             return
-        progressed = _guard(ctx, lambda: attach_lead_ids(ctx.connection, ctx.now)) or False
+        progressed = _skip_switched_off(ctx)
+        progressed = bool(_guard(ctx, lambda: attach_lead_ids(ctx.connection, ctx.now))) or progressed
         for action in STAGE_ORDER:
             if _run_stage(ctx, action, flush_all=flush_all):
                 progressed = True
@@ -174,6 +175,42 @@ def _run_until_idle(ctx: FlushContext, *, flush_all: bool, wait_until, run_until
         if next_due is None or wait_until is None or next_due > wait_until:
             return
         sleep(max(0.05, min((next_due - timezone.now()).total_seconds(), 5.0)))
+
+
+def _skip_switched_off(ctx: FlushContext) -> bool:
+    """Skip pending writes whose agent's switch was turned off after they were planned; return whether any were.
+
+    A customer who turns a switch off expects Docket to stop writing, also
+    what was queued before. Each skipped record states the reason, and
+    `backfill_marketo` queues them again once the switch is back on.
+    """
+    pending = WritebackRecord.objects.filter(organization=ctx.connection.organization, status=Status.PENDING)
+    switched_off = (
+        (Q(agent__writeback__marketo_enabled=False), "Marketo writeback"),
+        (Q(action=Action.ACTIVITY, agent__writeback__activity_sync=False), "Activity Sync"),
+        (Q(action=Action.ENROLLMENT, agent__writeback__program_enrollment=False), "Program enrollment"),
+    )
+    skipped = 0
+    for condition, switch in switched_off:
+        found = list(pending.filter(condition).values_list("pk", "action"))
+        if not found:
+            continue
+        WritebackRecord.objects.filter(pk__in=[pk for pk, _ in found], status=Status.PENDING).update(
+            status=Status.SKIPPED,
+            completed_at=timezone.now(),
+            updated_at=timezone.now(),
+            batch=None,
+            last_error=f"Not sent: {switch} was turned off for this agent before the write was sent. "
+            "Turn it on again and run backfill_marketo to send it.",
+            last_error_code=SWITCHED_OFF_CODE,
+        )
+        logger.info(
+            "writeback.records.switched_off connection=%s switch=%s skipped=%s", ctx.connection.pk, switch, len(found)
+        )
+        for _, action in found:
+            ctx.report.count("skipped", action)
+        skipped += len(found)
+    return bool(skipped)
 
 
 def _due_records(ctx: FlushContext, action: str, *, flush_all: bool) -> list[WritebackRecord]:

@@ -14,6 +14,9 @@ logger = logging.getLogger(__name__)
 
 Status = WritebackRecord.Status
 
+# last_error_code of a write skipped because its agent's switch was turned off.
+SWITCHED_OFF_CODE = "switched_off"
+
 
 def mark_succeeded(record: WritebackRecord, *, lead_id=None, guid: str = "", note: str = "", save: bool = True):
     """Record a write Marketo accepted; with `save=False` the caller saves it with `save_succeeded`."""
