@@ -22,7 +22,7 @@ from datetime import timedelta
 from django.db.models import Min, Q
 from django.utils import timezone
 
-from agents.models import Agent, Conversation
+from agents.models import Agent, AgentWriteback, Conversation
 from enrollment.models import EnrollmentRule
 from integrations.marketo import quota
 from integrations.marketo.client import MarketoClient
@@ -184,7 +184,18 @@ def _skip_switched_off(ctx: FlushContext) -> bool:
     what was queued before. Each skipped record states the reason, and
     `backfill_marketo` queues them again once the switch is back on.
     """
-    pending = WritebackRecord.objects.filter(organization=ctx.connection.organization, status=Status.PENDING)
+    # Agents are few and records many: read the agents with a switch off
+    # first, so a pass where every switch is on costs one small query.
+    off_agents = list(
+        AgentWriteback.objects.filter(agent__organization=ctx.connection.organization)
+        .filter(Q(marketo_enabled=False) | Q(activity_sync=False) | Q(program_enrollment=False))
+        .values_list("agent_id", flat=True)
+    )
+    if not off_agents:
+        return False
+    pending = WritebackRecord.objects.filter(
+        organization=ctx.connection.organization, status=Status.PENDING, agent_id__in=off_agents
+    )
     switched_off = (
         (Q(agent__writeback__marketo_enabled=False), "Marketo writeback"),
         (Q(action=Action.ACTIVITY, agent__writeback__activity_sync=False), "Activity Sync"),
