@@ -176,7 +176,11 @@ def test_custom_criteria_skips_on_no_with_reason(connected, sandbox, fake_openai
     assert "Pricing was not discussed." in record.last_error
 
 
-def test_custom_criteria_error_is_retried_not_skipped(connected, sandbox, fake_openai):
+def test_custom_criteria_error_is_retried_not_skipped(connected, sandbox, fake_openai, settings):
+    # The retry waits longer than the drain runs, so the record is checked
+    # after exactly one failed evaluation, not after its last attempt.
+    settings.MARKETO_BACKOFF_BASE_SECONDS = 30
+    settings.MARKETO_BACKOFF_MAX_SECONDS = 30
     set_rules(connected, [CUSTOM_RULE])
     fake_openai.script(server_error(), server_error(), server_error())
 
@@ -185,6 +189,7 @@ def test_custom_criteria_error_is_retried_not_skipped(connected, sandbox, fake_o
 
     [record] = enrollment_records()
     assert record.status == WritebackRecord.Status.PENDING
+    assert record.attempts == 1
     assert "could not be evaluated" in record.last_error
     assert EnrollmentDecision.objects.get().outcome == EnrollmentDecision.Outcome.ERROR
 
