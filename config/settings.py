@@ -215,10 +215,10 @@ Q_CLUSTER["sync"] = env.bool("Q_SYNC", default=False)
 
 # --- Cache -------------------------------------------------------------------
 
-# The webhook's per-organization rate limit counts requests in the cache, so
-# every web process must share it: Redis when REDIS_URL is set.
-# NOTE: without REDIS_URL the cache is per process, so each web process
-# allows INGEST_RATE_LIMIT_PER_MINUTE on its own.
+# The webhook's per-organization rate limit and the sign-in lockout count in
+# the default cache, so every web process must share it: Redis when
+# REDIS_URL is set, otherwise a table of the database (SharedCacheEntry,
+# created by the integrations migrations).
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -228,6 +228,18 @@ if REDIS_URL:
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="docket"),
         }
     }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "docket_shared_cache",
+        },
+        # django-q2's sentinel writes cluster statistics to its cache every
+        # guard cycle (0.5 s by default). They stay in each process's memory
+        # rather than add database writes.
+        "qcluster": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    }
+    Q_CLUSTER["cache"] = "qcluster"
 
 # --- Logging -----------------------------------------------------------------
 

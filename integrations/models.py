@@ -279,6 +279,22 @@ class RateLimitLock(models.Model):
     instance_key = models.CharField(max_length=200, unique=True)
 
 
+class SharedCacheEntry(models.Model):
+    """A row of the database cache that web processes share when there is no Redis.
+
+    Django's DatabaseCache reads and writes this table directly. The
+    webhook's rate limit and the sign-in lockout count in it, so every
+    process sees the same counts.
+    """
+
+    cache_key = models.CharField(max_length=255, primary_key=True)
+    value = models.TextField()
+    expires = models.DateTimeField(db_index=True)
+
+    class Meta:
+        db_table = "docket_shared_cache"
+
+
 class AuditLogEntry(models.Model):
     """A configuration change: who made it, when, and what changed."""
 

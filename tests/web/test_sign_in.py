@@ -37,3 +37,22 @@ def test_sign_in_below_limit(client, settings):
 
     assert response.status_code == 302
     assert "_auth_user_id" in client.session
+
+
+def test_failures_counted_in_database_without_redis(client, settings):
+    # Without Redis every web process reads the same table, so the lockout
+    # holds across processes. With REDIS_URL the cache is Redis instead.
+    from django.core.cache import caches
+    from django.core.cache.backends.db import DatabaseCache
+
+    from integrations.models import SharedCacheEntry
+
+    if settings.REDIS_URL:
+        pytest.skip("with REDIS_URL the default cache is Redis")
+    assert isinstance(caches["default"], DatabaseCache)
+    make_org_admin(make_org("acme"), "admin@acme.example")
+
+    client.post("/login/", {"username": "admin@acme.example", "password": "wrong"})
+
+    [entry] = SharedCacheEntry.objects.filter(cache_key__contains="sign-in-failures")
+    assert entry.cache_key.endswith(":admin@acme.example")
