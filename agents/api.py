@@ -77,8 +77,19 @@ def _over_rate_limit(organization: Organization) -> int:
     """Return seconds to wait when the organization exceeded its requests per minute, else 0."""
     window = int(time.time() // 60)
     key = f"ingest-rate:{organization.pk}:{window}"
-    added = cache.add(key, 1, timeout=120)
-    count = 1 if added else cache.incr(key)
+    try:
+        added = cache.add(key, 1, timeout=120)
+        count = 1 if added else cache.incr(key)
+    except ValueError:
+        # The key expired between add() and incr().
+        count = 1
+    except Exception:
+        # The count lives in Redis or a database table. When it can't be read
+        # the request goes on unlimited: refusing it would turn a broken
+        # counter into lost deliveries, and storing the events fails on its
+        # own when the database is down.
+        logger.warning("ingest.rate_limit.unavailable org=%s", organization.slug, exc_info=True)
+        return 0
     if count > settings.INGEST_RATE_LIMIT_PER_MINUTE:
         return 60 - int(time.time()) % 60
     return 0

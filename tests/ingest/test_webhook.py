@@ -171,6 +171,24 @@ def test_samples_ingest(client, organization_and_token):
     assert Meeting.objects.count() == 13
 
 
+def test_rate_limit_counter_down_still_stores(client, organization_and_token, monkeypatch, caplog):
+    # The counter lives in Redis or a database table; when it fails, the
+    # events are still stored rather than refused.
+    import agents.api
+
+    def counter_down(*args, **kwargs):
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(agents.api.cache, "add", counter_down)
+    _, token = organization_and_token
+
+    response = post(client, token, conversation_event(event_id="e1", conversation_id="c1"))
+
+    assert response.status_code == 200
+    assert response.json()["accepted"] == 1
+    assert "ingest.rate_limit.unavailable" in caplog.text
+
+
 @override_settings(INGEST_RATE_LIMIT_PER_MINUTE=2)
 def test_rate_limit_is_429_with_retry_after(client, organization_and_token):
     from django.core.cache import cache
