@@ -85,9 +85,9 @@ def _over_rate_limit(organization: Organization) -> int:
         count = 1
     except Exception:
         # The count lives in Redis or a database table. When it can't be read
-        # the request goes on unlimited: refusing it would turn a broken
-        # counter into lost deliveries, and storing the events fails on its
-        # own when the database is down.
+        # the request goes on unlimited, because refusing it would turn a
+        # broken counter into lost deliveries. Storing the events fails on
+        # its own when the database is down.
         logger.warning("ingest.rate_limit.unavailable org=%s", organization.slug, exc_info=True)
         return 0
     if count > settings.INGEST_RATE_LIMIT_PER_MINUTE:

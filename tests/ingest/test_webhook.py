@@ -172,7 +172,7 @@ def test_samples_ingest(client, organization_and_token):
 
 
 def test_rate_limit_counter_down_still_stores(client, organization_and_token, monkeypatch, caplog):
-    # The counter lives in Redis or a database table; when it fails, the
+    # The counter lives in Redis or a database table. When it fails, the
     # events are still stored rather than refused.
     import agents.api
 
