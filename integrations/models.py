@@ -284,7 +284,7 @@ class SharedCacheEntry(models.Model):
 
     Django's DatabaseCache reads and writes this table directly. The
     webhook's rate limit and the sign-in lockout count in it, so every
-    process sees the same counts.
+    process reads the same counts.
     """
 
     cache_key = models.CharField(max_length=255, primary_key=True)

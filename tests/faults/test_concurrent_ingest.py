@@ -16,9 +16,9 @@ import pytest
 from django.db import connection
 
 from agents.ingest import ingest_events
-from agents.models import Conversation, InboundEvent, Visitor
+from agents.models import Conversation, InboundEvent, Meeting, Visitor
 from integrations.models import MarketoConnection, WritebackRecord
-from tests.factories import conversation_event, make_agent, make_organization
+from tests.factories import conversation_event, make_agent, make_organization, meeting_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -54,23 +54,19 @@ def events() -> list[dict]:
     return built
 
 
-def test_overlapping_requests_store_once(organization):
-    rng = random.Random(20261204)
-    bodies = []
-    for _ in range(REQUESTS):
-        # Every request carries a random half of the events in a random order.
-        body = rng.sample(events(), EVENTS // 2)
-        bodies.append(body)
-    barrier = threading.Barrier(REQUESTS)
+def ingest_at_once(organization, bodies: list[list[dict]]) -> tuple[list, list]:
+    """Post every body from its own thread, all released together; return (reports, errors)."""
+    barrier = threading.Barrier(len(bodies))
     reports, errors = [], []
 
     def post(body):
         try:
             barrier.wait()
             reports.append(ingest_events(organization, body))
-        except Exception as error:  # noqa: BLE001 - the assertion below lists it
+        except Exception as error:  # noqa: BLE001 - the caller asserts that there are none
             errors.append(error)
         finally:
+            # Django closes a connection only from the thread that opened it.
             connection.close()
 
     threads = [threading.Thread(target=post, args=(body,)) for body in bodies]
@@ -78,6 +74,18 @@ def test_overlapping_requests_store_once(organization):
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
+    return reports, errors
+
+
+def test_overlapping_requests_store_once(organization):
+    rng = random.Random(20261204)
+    bodies = []
+    for _ in range(REQUESTS):
+        # Every request carries a random half of the events in a random order.
+        body = rng.sample(events(), EVENTS // 2)
+        bodies.append(body)
+
+    reports, errors = ingest_at_once(organization, bodies)
 
     assert errors == []
     sent = {event["event_id"] for body in bodies for event in body}
@@ -99,23 +107,8 @@ def test_concurrent_requests_keep_counts(organization):
     rng.shuffle(all_events)
     # Disjoint requests, but each visitor's conversations spread across them.
     bodies = [all_events[index::REQUESTS] for index in range(REQUESTS)]
-    barrier = threading.Barrier(REQUESTS)
-    errors = []
 
-    def post(body):
-        try:
-            barrier.wait()
-            ingest_events(organization, body)
-        except Exception as error:  # noqa: BLE001 - the assertion below lists it
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=post, args=(body,)) for body in bodies]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    _, errors = ingest_at_once(organization, bodies)
 
     assert errors == []
     for visitor in Visitor.objects.all():
@@ -130,9 +123,6 @@ def test_meeting_and_its_conversation_at_once(organization):
     # The meeting names a conversation stored by a concurrent request. Without
     # a lock both could miss each other's uncommitted row, and the meeting's
     # activity would wait out its delay and go out without attribution.
-    from agents.models import Meeting
-    from tests.factories import meeting_event
-
     rounds = 20
     for number in range(rounds):
         conversation_body = [
@@ -141,23 +131,8 @@ def test_meeting_and_its_conversation_at_once(organization):
         meeting_body = [
             meeting_event(event_id=f"race-m{number}", meeting_id=f"race-mtg{number}", conversation_id=f"race{number}", email=None)
         ]
-        barrier = threading.Barrier(2)
-        errors = []
 
-        def post(body):
-            try:
-                barrier.wait()
-                ingest_events(organization, body)
-            except Exception as error:  # noqa: BLE001 - the assertion below lists it
-                errors.append(error)
-            finally:
-                connection.close()
-
-        threads = [threading.Thread(target=post, args=(body,)) for body in (conversation_body, meeting_body)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
+        _, errors = ingest_at_once(organization, [conversation_body, meeting_body])
         assert errors == []
 
     unlinked = list(Meeting.objects.filter(conversation=None).values_list("external_id", flat=True))

@@ -56,7 +56,7 @@ class FailingInserts:
 
 
 def conversations_around_a_meeting() -> dict:
-    """A conversation, a meeting, then two conversations: three transactions, the run, the meeting, the run."""
+    """Return a conversation, a meeting, then two conversations, which are stored in three transactions."""
     return {
         "events": [
             conversation_event(event_id="e0", conversation_id="c0", email="v0@example.org"),

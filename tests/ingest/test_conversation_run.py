@@ -145,7 +145,7 @@ def test_long_run_split_in_transactions(django_assert_max_num_queries):
     events = [conversation(index, f"v{index}@example.org", index) for index in range(count)]
 
     # A run costs about a dozen statements, however many conversations it
-    # holds; storing each conversation on its own costs about fourteen each.
+    # contains. Storing each conversation on its own costs about fourteen each.
     with django_assert_max_num_queries(60):
         report = ingest_events(organization, events)
 
